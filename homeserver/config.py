@@ -1,0 +1,194 @@
+"""The server's configuration: Synapse's key names, parsed once into frozen objects.
+
+Relative paths are taken relative to the working directory, as Synapse does.
+`config.example.yaml` documents every key accepted here with its default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from homeserver.config_schema import ConfigError, from_mapping
+from homeserver.core.ids import is_valid_server_name
+from homeserver.core.room_versions import KNOWN_ROOM_VERSIONS
+
+ResourceName = Literal["client", "federation", "keys", "media", "health"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+@dataclass(frozen=True)
+class ListenerResource:
+    """One `resources` entry: Synapse's `{names: [...], compress: ...}`, or a bare name."""
+
+    names: tuple[ResourceName, ...]
+    compress: bool = False
+
+    @staticmethod
+    def coerce_config(value: Any) -> Any:
+        return {"names": [value]} if isinstance(value, str) else value
+
+
+@dataclass(frozen=True)
+class ListenerConfig:
+    """An HTTP listener. Plain HTTP for nginx on loopback, or direct TLS."""
+
+    port: int
+    bind_addresses: tuple[str, ...] = ("127.0.0.1",)
+    type: Literal["http"] = "http"
+    tls: bool = False
+    tls_certificate_path: Path | None = None
+    tls_private_key_path: Path | None = None
+    x_forwarded: bool = False
+    resources: tuple[ListenerResource, ...] = (ListenerResource(("client", "federation")),)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port: must be between 0 and 65535, got {self.port}")
+        if (self.tls_certificate_path is None) != (self.tls_private_key_path is None):
+            raise ValueError("tls_certificate_path and tls_private_key_path must be given together")
+        if self.tls and self.tls_certificate_path is None:
+            raise ValueError("tls: true needs tls_certificate_path and tls_private_key_path")
+        if not self.bind_addresses:
+            raise ValueError("bind_addresses: must name at least one address")
+
+    @property
+    def resource_names(self) -> frozenset[str]:
+        return frozenset(name for res in self.resources for name in res.names)
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.tls_certificate_path is not None
+
+
+@dataclass(frozen=True)
+class DatabaseArgs:
+    """Synapse's `database.args`: connection fields and the pool bounds."""
+
+    user: str | None = None
+    password: str | None = None
+    database: str | None = None
+    dbname: str | None = None
+    host: str | None = None
+    port: int | None = None
+    cp_min: int = 1
+    cp_max: int = 10
+
+    def __post_init__(self) -> None:
+        if self.cp_min < 1 or self.cp_max < self.cp_min:
+            raise ValueError("args.cp_min must be at least 1 and no more than args.cp_max")
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    """Which PostgreSQL to use. No `dsn` and no connection args: the embedded one."""
+
+    name: Literal["psycopg2", "postgresql"] = "psycopg2"
+    dsn: str | None = None
+    args: DatabaseArgs = DatabaseArgs()
+
+    @property
+    def embedded(self) -> bool:
+        a = self.args
+        return self.dsn is None and a.host is None and a.database is None and a.dbname is None
+
+    def connect_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for `asyncpg.create_pool` (without the pool bounds)."""
+        a = self.args
+        kwargs: dict[str, Any] = {}
+        if self.dsn is not None:
+            kwargs["dsn"] = self.dsn
+        for key, value in (
+            ("user", a.user),
+            ("password", a.password),
+            ("database", a.database or a.dbname),
+            ("host", a.host),
+            ("port", a.port),
+        ):
+            if value is not None:
+                kwargs[key] = value
+        return kwargs
+
+
+def _default_listeners() -> tuple[ListenerConfig, ...]:
+    return (ListenerConfig(port=8008, x_forwarded=True),)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the server reads from its YAML file."""
+
+    server_name: str = "localhost"
+    public_baseurl: str | None = None
+    listeners: tuple[ListenerConfig, ...] = field(default_factory=_default_listeners)
+    database: DatabaseConfig = DatabaseConfig()
+    data_dir: Path = Path("data")
+    signing_key_path: Path | None = None
+    log_level: LogLevel = "INFO"
+    serve_client_wellknown: bool = False
+    serve_server_wellknown: bool = False
+    enable_registration: bool = False
+    enable_registration_without_verification: bool = False
+    registration_shared_secret: str | None = None
+    default_room_version: str = "12"
+
+    def __post_init__(self) -> None:
+        if not is_valid_server_name(self.server_name):
+            raise ValueError(
+                f"server_name: {self.server_name!r} is not a valid server name "
+                "(a host name, IPv4 address or [IPv6] address, optionally with :port)"
+            )
+        if self.default_room_version not in KNOWN_ROOM_VERSIONS:
+            raise ValueError(
+                f"default_room_version: {self.default_room_version!r} is not one of "
+                + ", ".join(KNOWN_ROOM_VERSIONS)
+            )
+        if self.public_baseurl is not None and not self.public_baseurl.startswith(
+            ("http://", "https://")
+        ):
+            raise ValueError("public_baseurl: must start with http:// or https://")
+
+    @property
+    def base_url(self) -> str:
+        """The client-facing base URL, always ending in `/` (Synapse's default when unset)."""
+        url = self.public_baseurl or f"https://{self.server_name}/"
+        return url if url.endswith("/") else url + "/"
+
+    @property
+    def signing_key_file(self) -> Path:
+        return self.signing_key_path or self.data_dir / "signing.key"
+
+    @property
+    def embedded_database_dir(self) -> Path:
+        return self.data_dir / "postgres"
+
+
+def parse_config(data: Any) -> Config:
+    """Validate already-loaded YAML data; `None` (an empty file) means all defaults."""
+    if isinstance(data, dict) and "log_level" in data and isinstance(data["log_level"], str):
+        data = {**data, "log_level": data["log_level"].upper()}
+    return from_mapping(Config, data)
+
+
+def load_config(path: Path | None, data_dir: Path | None = None) -> Config:
+    """Read and validate the config file; `--data-dir` overrides `data_dir`."""
+    data: Any = None
+    if path is not None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"{path}: not valid YAML{where}") from None
+    config = parse_config(data)
+    if data_dir is not None:
+        config = dataclasses.replace(config, data_dir=data_dir)
+    return config

@@ -1,0 +1,1 @@
+"""aiohttp applications: routing, JSON in and out, errors, CORS, access logs."""

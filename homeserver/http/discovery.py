@@ -1,0 +1,48 @@
+"""How clients and servers find out what we are: versions and .well-known.
+
+Spec: client-server-api "Server Discovery" and `GET /_matrix/client/versions`.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from homeserver.errors import not_found
+from homeserver.http.json import json_response
+from homeserver.http.keys import HOMESERVER
+
+routes = web.RouteTableDef()
+
+# Only spec versions whose required endpoints are all served belong here; the
+# list grows as the client-server API lands (accounts, rooms, sync, ...).
+SUPPORTED_SPEC_VERSIONS: tuple[str, ...] = ()
+UNSTABLE_FEATURES: dict[str, bool] = {}
+
+
+@routes.get("/_matrix/client/versions")
+async def versions(request: web.Request) -> web.Response:
+    """`GET /_matrix/client/versions`: what a client may rely on."""
+    return json_response(
+        {"versions": list(SUPPORTED_SPEC_VERSIONS), "unstable_features": UNSTABLE_FEATURES}
+    )
+
+
+@routes.get("/.well-known/matrix/client")
+async def well_known_client(request: web.Request) -> web.Response:
+    """Client discovery, when `serve_client_wellknown` is on."""
+    config = request.app[HOMESERVER].config
+    if not config.serve_client_wellknown:
+        raise not_found("No .well-known/matrix/client configured")
+    return json_response({"m.homeserver": {"base_url": config.base_url}})
+
+
+@routes.get("/.well-known/matrix/server")
+async def well_known_server(request: web.Request) -> web.Response:
+    """Federation delegation, when `serve_server_wellknown` is on (port 443 behind nginx)."""
+    config = request.app[HOMESERVER].config
+    if not config.serve_server_wellknown:
+        raise not_found("No .well-known/matrix/server configured")
+    host = config.server_name
+    if ":" not in host.rsplit("]", 1)[-1]:
+        host += ":443"
+    return json_response({"m.server": host})

@@ -1,0 +1,115 @@
+"""The server's lifecycle: open the database, migrate, listen, and shut down cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from homeserver.config import Config, ListenerConfig
+from homeserver.errors import StartupError
+from homeserver.http.app import build_app
+from homeserver.services.server_keys import ServerKeys
+from homeserver.signing_key_file import load_or_create_signing_key
+from homeserver.storage.database import Database
+from homeserver.storage.migrations import apply_migrations
+
+logger = logging.getLogger(__name__)
+
+# How long in-flight requests may run on after SIGTERM before they are cut.
+SHUTDOWN_TIMEOUT_S = 10.0
+
+
+def _ssl_context(listener: ListenerConfig) -> ssl.SSLContext | None:
+    if not listener.uses_tls:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        ctx.load_cert_chain(str(listener.tls_certificate_path), str(listener.tls_private_key_path))
+    except (OSError, ssl.SSLError) as exc:
+        raise StartupError(
+            f"listeners: cannot load TLS certificate {listener.tls_certificate_path}: {exc}"
+        ) from None
+    return ctx
+
+
+@dataclass
+class HomeServer:
+    """Everything a running server owns; the HTTP layer reaches services through it."""
+
+    config: Config
+    database: Database
+    server_keys: ServerKeys
+    _runners: list[web.AppRunner] = field(default_factory=list)
+
+    @classmethod
+    async def create(cls, config: Config) -> "HomeServer":
+        """Open the database and bring its schema up to date (no listeners yet)."""
+        signing_key = load_or_create_signing_key(config.signing_key_file)
+        database = await Database.open(config)
+        try:
+            await apply_migrations(database.pool)
+        except BaseException:
+            await database.close()
+            raise
+        return cls(config, database, ServerKeys(config.server_name, signing_key))
+
+    async def start_listeners(self) -> None:
+        for listener in self.config.listeners:
+            runner = web.AppRunner(
+                build_app(self, listener),
+                access_log=None,
+                shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+                handle_signals=False,
+            )
+            await runner.setup()
+            self._runners.append(runner)
+            ctx = _ssl_context(listener)
+            for address in listener.bind_addresses:
+                site = web.TCPSite(runner, address, listener.port, ssl_context=ctx)
+                try:
+                    await site.start()
+                except OSError as exc:
+                    raise StartupError(
+                        f"listeners: cannot listen on {address}:{listener.port}: {exc.strerror}"
+                    ) from None
+            logger.info(
+                "listening on %s port %d (%s)%s",
+                ", ".join(listener.bind_addresses),
+                listener.port,
+                ", ".join(sorted(listener.resource_names)),
+                " with TLS" if ctx else "",
+            )
+
+    @property
+    def bound_addresses(self) -> list[tuple[str, int]]:
+        """(host, port) of every listening socket; tests bind port 0 and read this."""
+        return [addr[:2] for runner in self._runners for addr in runner.addresses]
+
+    async def stop(self) -> None:
+        """Stop accepting, let in-flight requests finish, then close the database."""
+        for runner in self._runners:
+            await runner.cleanup()
+        self._runners.clear()
+        await self.database.close()
+
+
+async def run(config: Config) -> None:
+    """Run until SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    hs = await HomeServer.create(config)
+    try:
+        await hs.start_listeners()
+        logger.info("server %s ready", config.server_name)
+        await stop.wait()
+        logger.info("shutting down")
+    finally:
+        await hs.stop()
+    logger.info("stopped")

@@ -1,0 +1,1 @@
+"""What the server does: one service per capability, each owning its caches."""

@@ -1,0 +1,1 @@
+"""PostgreSQL access through asyncpg: the only package that contains SQL."""

@@ -1,0 +1,46 @@
+"""The connection pool, on the configured PostgreSQL or the embedded one."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import asyncpg
+
+from homeserver.config import Config
+from homeserver.errors import StartupError
+from homeserver.storage.embedded import EmbeddedPostgres
+
+logger = logging.getLogger(__name__)
+
+
+class Database:
+    """An asyncpg pool plus, when embedded, the PostgreSQL it runs on."""
+
+    def __init__(self, pool: asyncpg.Pool, embedded: EmbeddedPostgres | None) -> None:
+        self.pool = pool
+        self.embedded = embedded
+
+    @classmethod
+    async def open(cls, config: Config) -> "Database":
+        db = config.database
+        embedded: EmbeddedPostgres | None = None
+        kwargs: dict[str, Any] = db.connect_kwargs()
+        if db.embedded:
+            embedded = EmbeddedPostgres(config.embedded_database_dir)
+            kwargs = {**kwargs, "dsn": await embedded.start()}
+        try:
+            pool = await asyncpg.create_pool(
+                min_size=db.args.cp_min, max_size=db.args.cp_max, **kwargs
+            )
+        except (OSError, asyncpg.PostgresError, ValueError) as exc:
+            if embedded is not None:
+                await embedded.stop()
+            raise StartupError(f"database: cannot connect to PostgreSQL: {exc}") from None
+        assert pool is not None
+        return cls(pool, embedded)
+
+    async def close(self) -> None:
+        await self.pool.close()
+        if self.embedded is not None:
+            await self.embedded.stop()
