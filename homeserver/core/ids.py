@@ -6,6 +6,7 @@ explicit ports (`@alice:localhost:8448`) keep their port.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 
@@ -30,8 +31,12 @@ def split_host_port(server_name: str) -> tuple[str, int | None]:
     return host, int(port)
 
 
+@functools.lru_cache(maxsize=4096)
 def is_valid_server_name(name: str) -> bool:
-    """True if `name` matches the spec's server-name grammar (ports up to 65535)."""
+    """True if `name` matches the spec's server-name grammar (ports up to 65535).
+
+    Cached: the same few thousand server names recur in every event received.
+    """
     if not name or len(name) > MAX_ID_LENGTH:
         return False
     m = _IPV6.match(name)

@@ -34,13 +34,11 @@ class RoomVersion:
     enforce_key_validity: bool = False
     """v5: signing keys must be valid at the event's `origin_server_ts`."""
     special_case_aliases_auth: bool = True
-    """v1-v5: `m.room.aliases` is authorised by the sender's domain alone."""
+    """v1-v5: `m.room.aliases` is authorised by the sender's domain alone, and redaction keeps `aliases`."""
     strict_canonical_json: bool = False
     """v6: no floats, integers within ±(2^53-1)."""
     limit_notifications_power_levels: bool = False
     """v6: changing `notifications` in power levels is checked like other keys."""
-    redaction_keeps_aliases: bool = True
-    """v1-v5: redaction keeps `aliases` of `m.room.aliases`."""
     knocking: bool = False
     """v7: `knock` membership and join rule."""
     restricted_joins: bool = False
@@ -55,6 +53,8 @@ class RoomVersion:
     """v11: the creator is the create event's `sender`; `creator` is gone."""
     updated_redaction_rules: bool = False
     """v11: MSC2176/MSC3821/MSC3989 redaction; `redacts` lives in `content`."""
+    strict_event_byte_limits: bool = False
+    """v11: the 255 limits on ids, type and state_key count UTF-8 bytes, not code points."""
     privileged_creators: bool = False
     """v12: creators (sender plus `additional_creators`) have infinite power."""
     room_id_from_create_event: bool = False
@@ -78,13 +78,18 @@ V6 = replace(
     special_case_aliases_auth=False,
     strict_canonical_json=True,
     limit_notifications_power_levels=True,
-    redaction_keeps_aliases=False,
 )
 V7 = replace(V6, identifier="7", knocking=True)
 V8 = replace(V7, identifier="8", restricted_joins=True)
 V9 = replace(V8, identifier="9", redaction_keeps_authorising_user=True)
 V10 = replace(V9, identifier="10", knock_restricted=True, integer_only_power_levels=True)
-V11 = replace(V10, identifier="11", implicit_room_creator=True, updated_redaction_rules=True)
+V11 = replace(
+    V10,
+    identifier="11",
+    implicit_room_creator=True,
+    updated_redaction_rules=True,
+    strict_event_byte_limits=True,
+)
 V12 = replace(
     V11,
     identifier="12",

@@ -1,0 +1,1 @@
+"""Benchmarks the project's users run: `python -m benchmarks.<name> --help`."""
