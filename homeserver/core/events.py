@@ -40,6 +40,7 @@ class Event:
         "auth_event_ids",
         "depth",
         "origin_server_ts",
+        "membership",
         "_raw",
     )
 
@@ -55,6 +56,8 @@ class Event:
     auth_event_ids: tuple[str, ...]
     depth: int
     origin_server_ts: int
+    membership: str | None
+    """`content.membership` when it is a string (read on every membership auth check)."""
     _raw: bytes | None
 
     def __init__(
@@ -84,6 +87,8 @@ class Event:
         self.depth = depth if type(depth) is int else 0
         ts = pdu.get("origin_server_ts", 0)
         self.origin_server_ts = ts if type(ts) is int else 0
+        membership = self.content.get("membership")
+        self.membership = membership if type(membership) is str else None
         self._raw = raw
 
     @classmethod
@@ -108,11 +113,6 @@ class Event:
     @property
     def state_tuple(self) -> tuple[str, str] | None:
         return (self.type, self.state_key) if self.state_key is not None else None
-
-    @property
-    def membership(self) -> str | None:
-        value = self.content.get("membership")
-        return value if isinstance(value, str) else None
 
     @property
     def redacts(self) -> str | None:

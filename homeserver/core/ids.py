@@ -71,13 +71,12 @@ def is_valid_user_localpart(localpart: str) -> bool:
 
 def is_valid_user_id(user_id: str, *, historical: bool = True) -> bool:
     """Grammar check of a user id; `historical` admits old non-compliant localparts."""
-    if len(user_id.encode("utf-8")) > MAX_ID_LENGTH:
+    if not user_id.startswith("@") or len(user_id) > MAX_ID_LENGTH:
         return False
-    try:
-        localpart, domain = split_id(user_id, "@")
-    except ValueError:
+    if not user_id.isascii() and len(user_id.encode("utf-8")) > MAX_ID_LENGTH:
         return False
-    if not is_valid_server_name(domain):
+    localpart, sep, domain = user_id[1:].partition(":")
+    if not sep or not is_valid_server_name(domain):
         return False
     if historical:
         return "\x00" not in localpart
