@@ -50,11 +50,65 @@ DEFAULTS = {  # shape: (forks, fork_len, merge_every)
 }
 
 
+class Pool:
+    """A set with O(1) add, remove and random choice, deterministic for a seeded generator."""
+
+    def __init__(self, items: list[str] | None = None) -> None:
+        self.items: list[str] = []
+        self.index: dict[str, int] = {}
+        for item in items or ():
+            self.add(item)
+
+    def add(self, item: str) -> None:
+        if item not in self.index:
+            self.index[item] = len(self.items)
+            self.items.append(item)
+
+    def remove(self, item: str) -> None:
+        i = self.index.pop(item, None)
+        if i is None:
+            return
+        last = self.items.pop()
+        if i < len(self.items):
+            self.items[i] = last
+            self.index[last] = i
+
+    def choice(self, rng: random.Random, allowed: set[str] | None = None) -> str | None:
+        """A random member, from `allowed` when given (tries a few draws, then scans)."""
+        if not self.items:
+            return None
+        for _ in range(8):
+            item = rng.choice(self.items)
+            if allowed is None or item in allowed:
+                return item
+        candidates = [i for i in self.items if allowed is None or i in allowed]
+        return rng.choice(candidates) if candidates else None
+
+    def copy(self) -> "Pool":
+        pool = Pool()
+        pool.items, pool.index = list(self.items), dict(self.index)
+        return pool
+
+
 @dataclass
 class Branch:
     head: list[Event]
     state: dict[Key, Event]
-    servers: list[str] = field(default_factory=list)
+    joined: Pool = field(default_factory=Pool)
+    outside: Pool = field(default_factory=Pool)
+    banned: Pool = field(default_factory=Pool)
+
+    def copy(self) -> "Branch":
+        return Branch(list(self.head), dict(self.state), self.joined.copy(), self.outside.copy(), self.banned.copy())
+
+    def track(self, event: Event) -> None:
+        """Keep the membership pools in step with a member event that entered the state."""
+        if event.type != "m.room.member" or event.state_key is None:
+            return
+        user = event.state_key
+        for pool in (self.joined, self.outside, self.banned):
+            pool.remove(user)
+        {"join": self.joined, "ban": self.banned}.get(event.membership or "", self.outside).add(user)
 
 
 class Generator:
@@ -107,12 +161,17 @@ class Generator:
         branch.head = [event]
         if state is not branch.state:
             branch.state = dict(state)
+            branch.joined, branch.outside, branch.banned = Pool(), Pool(self.users), Pool()
+            for key, member in state.items():
+                if key[0] == "m.room.member":
+                    branch.track(member)
         if event.state_key is not None:
             branch.state[(event.type, event.state_key)] = event
+            branch.track(event)
         return event
 
     def setup(self) -> Branch:
-        branch = Branch([], {})
+        branch = Branch([], {}, outside=Pool(self.users))
         content: dict[str, Any] = {"room_version": self.version.identifier}
         if not self.version.implicit_room_creator:
             content["creator"] = self.creator
@@ -125,68 +184,58 @@ class Generator:
         self.emit(branch, "m.room.history_visibility", self.creator, {"history_visibility": "shared"}, "")
         return branch
 
-    def members(self, state: dict[Key, Event], membership: str = "join") -> list[str]:
-        return [k[1] for k, e in state.items() if k[0] == "m.room.member" and e.membership == membership]
-
-    def powerful(self, state: dict[Key, Event]) -> list[str]:
-        """Joined users with power over others (the creator and anyone given a level)."""
-        power_levels = state.get(("m.room.power_levels", ""))
+    def powerful(self, branch: Branch, allowed: set[str] | None) -> str:
+        """A joined user with power over others (the creator or anyone given 50+)."""
+        power_levels = branch.state.get(("m.room.power_levels", ""))
         levels = power_levels.content.get("users", {}) if power_levels else {}
-        joined = set(self.members(state))
-        found = [u for u, level in levels.items() if level >= 50 and u in joined]
-        if self.creator in joined and self.creator not in found:
+        found = [u for u, level in levels.items() if level >= 50 and u in branch.joined.index
+                 and (allowed is None or u in allowed)]
+        if self.creator in branch.joined.index:
             found.append(self.creator)
-        return found or [self.creator]
+        return self.rng.choice(found) if found else self.creator
 
-    def step(self, branch: Branch, mix: dict[str, float], senders: list[str] | None = None) -> None:
+    def step(self, branch: Branch, mix: dict[str, float], senders: set[str] | None = None) -> None:
         """One operation of a kind drawn from `mix`, by a plausible sender."""
         kinds, weights = zip(*mix.items())
         kind = self.rng.choices(kinds, weights)[0]
         state, rng = branch.state, self.rng
-        pool = senders or self.users
-        joined = [u for u in self.members(state) if u in pool] or self.members(state)
-        mods = [u for u in self.powerful(state) if u in pool] or self.powerful(state)
+        member = branch.joined.choice(rng, senders) or branch.joined.choice(rng) or self.creator
         if kind == "member":
-            outsiders = [u for u in pool if ("m.room.member", u) not in state or state[("m.room.member", u)].membership == "leave"]
-            if outsiders and (rng.random() < 0.8 or len(joined) < 3):
-                user = rng.choice(outsiders)
+            outsider = branch.outside.choice(rng, senders)
+            if outsider and (rng.random() < 0.8 or len(branch.joined.items) < 3):
                 join_rules = state.get(("m.room.join_rules", ""))
                 if join_rules is not None and join_rules.content.get("join_rule") != "public":
-                    self.emit(branch, "m.room.member", rng.choice(mods), {"membership": "invite"}, user)
-                self.emit(branch, "m.room.member", user, {"membership": "join"}, user)
+                    self.emit(branch, "m.room.member", self.powerful(branch, senders), {"membership": "invite"}, outsider)
+                self.emit(branch, "m.room.member", outsider, {"membership": "join"}, outsider)
             else:
-                user = rng.choice(joined)
-                self.emit(branch, "m.room.member", user, {"membership": "leave"}, user)
+                self.emit(branch, "m.room.member", member, {"membership": "leave"}, member)
         elif kind == "profile":
-            user = rng.choice(joined)
-            self.emit(branch, "m.room.member", user,
-                      {"membership": "join", "displayname": f"User {rng.randint(0, 10**6)}"}, user)
+            self.emit(branch, "m.room.member", member,
+                      {"membership": "join", "displayname": f"User {rng.randint(0, 10**6)}"}, member)
         elif kind == "topic":
-            self.emit(branch, "m.room.topic", rng.choice(joined), {"topic": f"Topic {rng.randint(0, 10**6)}"}, "")
+            self.emit(branch, "m.room.topic", member, {"topic": f"Topic {rng.randint(0, 10**6)}"}, "")
         elif kind == "power":
             power_levels = state[("m.room.power_levels", "")]
             users = dict(power_levels.content.get("users", {}))
-            users[rng.choice(joined)] = rng.choice([0, 0, 10, 50, 50, 100])
+            users[member] = rng.choice([0, 0, 10, 50, 50, 100])
             if self.version.privileged_creators:
                 users.pop(self.creator, None)
             content = {**power_levels.content, "users": users}
-            self.emit(branch, "m.room.power_levels", rng.choice(mods), content, "")
+            self.emit(branch, "m.room.power_levels", self.powerful(branch, senders), content, "")
         elif kind == "ban":
-            banned = [k[1] for k, e in state.items() if k[0] == "m.room.member" and e.membership == "ban"]
+            banned = branch.banned.choice(rng)
             if banned and rng.random() < 0.3:
-                user = rng.choice(banned)
-                self.emit(branch, "m.room.member", rng.choice(mods), {"membership": "leave"}, user)
+                self.emit(branch, "m.room.member", self.powerful(branch, senders), {"membership": "leave"}, banned)
             else:
-                target = rng.choice(joined)
-                self.emit(branch, "m.room.member", rng.choice(mods), {"membership": "ban"}, target)
+                self.emit(branch, "m.room.member", self.powerful(branch, senders), {"membership": "ban"}, member)
         elif kind == "joinrule":
             current = state[("m.room.join_rules", "")].content.get("join_rule")
             rule = "invite" if current == "public" else "public"
-            self.emit(branch, "m.room.join_rules", rng.choice(mods), {"join_rule": rule}, "")
+            self.emit(branch, "m.room.join_rules", self.powerful(branch, senders), {"join_rule": rule}, "")
 
     def fork(self, trunk: Branch, count: int, lengths: list[int], mix: dict[str, float],
-             senders: list[list[str]] | None = None) -> list[Branch]:
-        branches = [Branch(list(trunk.head), dict(trunk.state)) for _ in range(count)]
+             senders: list[set[str]] | None = None) -> list[Branch]:
+        branches = [trunk.copy() for _ in range(count)]
         for i, (branch, length) in enumerate(zip(branches, lengths)):
             before = len(self.events)
             while len(self.events) - before < length:
@@ -200,8 +249,9 @@ class Generator:
         resolved = resolve(self.graph, state_sets)
         state = {self.graph.keys[k]: self.graph.events[e] for k, e in resolved.items()}
         trunk.head = [h for b in branches for h in b.head]
+        joined = sorted(k[1] for k, e in state.items() if k[0] == "m.room.member" and e.membership == "join")
         for _ in range(20):
-            user = self.rng.choice(self.members(state))
+            user = self.rng.choice(joined)
             if self.emit(trunk, "m.room.member", user,
                          {"membership": "join", "displayname": f"Merged {self.rng.randint(0, 10**6)}"},
                          user, state=state):
@@ -238,7 +288,7 @@ def generate(shape: str, room_version: str, events: int, seed: int = 1, members:
         # Each side of the split talks through its own servers only.
         groups = [{s for i, s in enumerate(gen.servers) if i % forks == side % len(gen.servers)}
                   for side in range(forks)]
-        senders = [[u for u in gen.users if u.partition(":")[2] in g] for g in groups]
+        senders = [{u for u in gen.users if u.partition(":")[2] in g} for g in groups]
     branches = gen.fork(trunk, forks, fork_lens, MIXES[shape], senders)
     fixture: dict[str, Any] = {
         "format": FORMAT,

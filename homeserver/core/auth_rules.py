@@ -192,7 +192,7 @@ def _membership_of(state: StateMap, user_id: str) -> str | None:
 
 def _check_state_dependent(event: Event, state: StateMap, create: Event) -> None:
     version = event.room_version
-    if server_of(create.sender) != server_of(event.sender) and not _can_federate(create):
+    if not _can_federate(create) and server_of(create.sender) != server_of(event.sender):
         raise AuthError("the room is not federated (m.federate is false)")
     if event.type == "m.room.aliases" and version.special_case_aliases_auth:
         if not event.state_key:
@@ -234,7 +234,7 @@ def _check_membership(event: Event, state: StateMap, create: Event) -> None:
         and target in _first_join_creators(create)
     ):
         return
-    if server_of(create.sender) != server_of(target) and not _can_federate(create):
+    if not _can_federate(create) and server_of(create.sender) != server_of(target):
         raise AuthError("the room is not federated (m.federate is false)")
 
     sender_membership = _membership_of(state, event.sender)

@@ -50,14 +50,27 @@ def creators(create_event: Event) -> frozenset[str]:
     return frozenset(found)
 
 
+def is_creator(create_event: Event, user_id: str) -> bool:
+    """`user_id in creators(create_event)`, without building the set (it is asked on every auth check)."""
+    version = create_event.room_version
+    if not version.implicit_room_creator:
+        return create_event.content.get("creator") == user_id
+    if user_id == create_event.sender:
+        return True
+    if version.privileged_creators:
+        extra = create_event.content.get("additional_creators")
+        return isinstance(extra, list) and user_id in extra
+    return False
+
+
 def user_level(user_id: str, state: StateMap) -> float:
     """The user's power level (an int, or infinity for a v12 creator)."""
     create = state.get(CREATE_KEY)
-    if create is not None and create.room_version.privileged_creators and user_id in creators(create):
+    if create is not None and create.room_version.privileged_creators and is_creator(create, user_id):
         return CREATOR_POWER_LEVEL
     power_levels = state.get(POWER_LEVELS_KEY)
     if power_levels is None:
-        return 100 if create is not None and user_id in creators(create) else 0
+        return 100 if create is not None and is_creator(create, user_id) else 0
     content = power_levels.content
     users = content.get("users")
     level = users.get(user_id) if isinstance(users, dict) else None

@@ -38,7 +38,7 @@ class RoomGraph:
 
     __slots__ = (
         "room_version", "events", "event_ids", "nid_of", "auth", "key", "rejected", "key_nid", "keys",
-        "create_nid", "auth_keys", "power_parent", "is_power",
+        "create_nid", "auth_keys", "power_parent", "is_power", "children",
     )
 
     def __init__(self, room_version: RoomVersion) -> None:
@@ -59,6 +59,8 @@ class RoomGraph:
         """The `m.room.power_levels` event among each event's auth parents, or -1."""
         self.is_power = bytearray()
         """Power events of state resolution v2: power levels, join rules, create, kicks and bans."""
+        self.children: list[list[int]] = []
+        """The reverse auth edges: events that cite each event among their auth events."""
 
     @classmethod
     def from_events(
@@ -95,6 +97,9 @@ class RoomGraph:
         self.event_ids.append(event.event_id)
         self.nid_of[event.event_id] = nid
         self.auth.append(tuple(parents))
+        self.children.append([])
+        for parent in parents:
+            self.children[parent].append(nid)
         self.key.append(NO_KEY if event.state_key is None else self.intern_key((event.type, event.state_key)))
         self.rejected.append(1 if rejected else 0)
         types = auth_types_for_event(self.room_version, event.type, event.sender, event.state_key, event.content)

@@ -17,7 +17,7 @@ from typing import Sequence
 
 from homeserver.core.auth_rules import is_allowed
 from homeserver.core.events import Event
-from homeserver.core.power_levels import as_level, creators
+from homeserver.core.power_levels import as_level, is_creator
 from homeserver.core.room_versions import StateResAlgorithm
 from homeserver.state.auth_chains import AuthChainSource, GraphAuthChains
 from homeserver.state.graph import RoomGraph, StateMap
@@ -25,10 +25,18 @@ from homeserver.state.graph import RoomGraph, StateMap
 def separate(state_sets: Sequence[StateMap]) -> tuple[StateMap, dict[int, set[int]]]:
     """Unconflicted keys (same event in every set) and conflicted ones (with their events)."""
     first, rest = state_sets[0], state_sets[1:]
-    unconflicted: StateMap = dict(set(first.items()).intersection(*(s.items() for s in rest)))
-    conflicted: dict[int, set[int]] = {}
-    for key in set(first).union(*rest).difference(unconflicted):
-        conflicted[key] = {s[key] for s in state_sets if key in s}
+    unconflicted: StateMap = {}
+    conflicted_keys: set[int] = set()
+    for key, value in first.items():
+        for other in rest:
+            if other.get(key) != value:
+                conflicted_keys.add(key)
+                break
+        else:
+            unconflicted[key] = value
+    for other in rest:
+        conflicted_keys.update(other.keys() - first.keys())
+    conflicted = {key: {s[key] for s in state_sets if key in s} for key in conflicted_keys}
     return unconflicted, conflicted
 
 
@@ -52,7 +60,7 @@ class _Resolution:
                     power_levels = candidate
                 elif candidate.type == "m.room.create":
                     create = candidate
-        if create is not None and create.room_version.privileged_creators and event.sender in creators(create):
+        if create is not None and create.room_version.privileged_creators and is_creator(create, event.sender):
             return math.inf
         if power_levels is None:
             if create is None:
@@ -74,19 +82,22 @@ class _Resolution:
             nid = stack.pop()
             if nid in outgoing:
                 continue
-            parents = {p for p in auth[nid] if p in full}
+            parents = set()
+            for parent in auth[nid]:
+                if parent in full:
+                    parents.add(parent)
+                    if parent not in outgoing:
+                        stack.append(parent)
             outgoing[nid] = parents
-            stack.extend(p for p in parents if p not in outgoing)
         children: dict[int, list[int]] = {n: [] for n in outgoing}
         for nid, parents in outgoing.items():
             for parent in parents:
                 children[parent].append(nid)
         events, ids = self.events, self.graph.event_ids
-
-        def order(nid: int) -> tuple[float, int, str, int]:
-            return (-self.sender_power(nid), events[nid].origin_server_ts, ids[nid], nid)
-
-        ready = [order(n) for n, parents in outgoing.items() if not parents]
+        order = {
+            nid: (-self.sender_power(nid), events[nid].origin_server_ts, ids[nid], nid) for nid in outgoing
+        }
+        ready = [order[n] for n, parents in outgoing.items() if not parents]
         heapq.heapify(ready)
         remaining = {n: len(p) for n, p in outgoing.items()}
         result = []
@@ -96,7 +107,7 @@ class _Resolution:
             for child in children[nid]:
                 remaining[child] -= 1
                 if remaining[child] == 0:
-                    heapq.heappush(ready, order(child))
+                    heapq.heappush(ready, order[child])
         return result
 
     def iterative_auth_checks(self, order: list[int], state: StateMap) -> StateMap:
@@ -106,15 +117,15 @@ class _Resolution:
         for nid in order:
             if rejected[nid]:
                 continue
-            chosen: dict[int, int] = {}
+            auth_state: dict[tuple[str, str], Event] = {}
             for parent in auth[nid]:
                 if not rejected[parent]:
-                    chosen[key_of[parent]] = parent
+                    auth_state[keys[key_of[parent]]] = events[parent]
             for knid in auth_keys[nid]:
                 current = resolved.get(knid)
                 if current is not None and not rejected[current]:
-                    chosen[knid] = current
-            if is_allowed(events[nid], {keys[k]: events[e] for k, e in chosen.items()}):
+                    auth_state[keys[knid]] = events[current]
+            if is_allowed(events[nid], auth_state):
                 resolved[key_of[nid]] = nid
         return resolved
 
