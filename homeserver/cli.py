@@ -110,7 +110,7 @@ def _cmd_register_user(args: argparse.Namespace, config: Config) -> int:
             from homeserver.storage.migrations import apply_migrations
 
             await apply_migrations(db.pool)
-            hashed = await hash_password(password)
+            hashed = await hash_password(password, config.bcrypt_rounds)
             return await create_user(db.pool, user_id, hashed, args.admin, int(time.time() * 1000))
         finally:
             await db.close()

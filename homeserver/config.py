@@ -114,6 +114,44 @@ class DatabaseConfig:
         return kwargs
 
 
+_DURATION_UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000,
+                   "y": 31_536_000_000}
+
+
+def parse_duration(value: int | str, key: str) -> int:
+    """Synapse's durations: milliseconds as an integer, or a string like `5m`, `1h`, `30d`."""
+    if isinstance(value, int):
+        return value
+    for unit in ("ms", "s", "m", "h", "d", "w", "y"):
+        number = value[: -len(unit)]
+        if value.endswith(unit) and number.isdigit():
+            return int(number) * _DURATION_UNITS[unit]
+    if value.isdigit():
+        return int(value)
+    raise ValueError(f"{key}: {value!r} is not a duration (milliseconds, or a number with ms, s, m, h, d, w, y)")
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A token bucket: `burst_count` actions at once, refilled at `per_second`."""
+
+    per_second: float
+    burst_count: float
+
+    def __post_init__(self) -> None:
+        if self.per_second <= 0 or self.burst_count <= 0:
+            raise ValueError("per_second and burst_count must be positive")
+
+
+@dataclass(frozen=True)
+class LoginRateLimits:
+    """Synapse's `rc_login`: per client address, per account, and per account for failures."""
+
+    address: RateLimit = RateLimit(0.003, 5)
+    account: RateLimit = RateLimit(0.003, 5)
+    failed_attempts: RateLimit = RateLimit(0.17, 3)
+
+
 def _default_listeners() -> tuple[ListenerConfig, ...]:
     return (ListenerConfig(port=8008, x_forwarded=True),)
 
@@ -134,6 +172,13 @@ class Config:
     enable_registration: bool = False
     enable_registration_without_verification: bool = False
     registration_shared_secret: str | None = None
+    registration_requires_token: bool = False
+    bcrypt_rounds: int = 12
+    refreshable_access_token_lifetime: int | str = "5m"
+    refresh_token_lifetime: int | str | None = None
+    rc_login: LoginRateLimits = LoginRateLimits()
+    rc_registration: RateLimit = RateLimit(0.17, 3)
+    rc_exempt_users: tuple[str, ...] = ()
     default_room_version: str = "12"
 
     def __post_init__(self) -> None:
@@ -151,6 +196,25 @@ class Config:
             ("http://", "https://")
         ):
             raise ValueError("public_baseurl: must start with http:// or https://")
+        if not 4 <= self.bcrypt_rounds <= 31:
+            raise ValueError("bcrypt_rounds: must be between 4 and 31")
+        object.__setattr__(
+            self,
+            "refreshable_access_token_lifetime",
+            parse_duration(self.refreshable_access_token_lifetime, "refreshable_access_token_lifetime"),
+        )
+        if self.refresh_token_lifetime is not None:
+            object.__setattr__(
+                self, "refresh_token_lifetime", parse_duration(self.refresh_token_lifetime, "refresh_token_lifetime")
+            )
+        if self.enable_registration and not (
+            self.enable_registration_without_verification or self.registration_requires_token
+        ):
+            raise ValueError(
+                "enable_registration: open registration needs a check on who registers; set "
+                "registration_requires_token (admin-issued tokens) or, knowingly, "
+                "enable_registration_without_verification"
+            )
 
     @property
     def base_url(self) -> str:

@@ -27,6 +27,21 @@ class MatrixError(Exception):
         return {"errcode": self.errcode, "error": self.message, **self.extra}
 
 
+class InteractiveAuthRequired(MatrixError):
+    """401 of user-interactive auth: the flows and progress, and the failed stage's error if any."""
+
+    def __init__(self, body: dict[str, Any], failure: MatrixError | None) -> None:
+        super().__init__(401, failure.errcode if failure else "M_FORBIDDEN",
+                         failure.message if failure else "User-interactive authentication required")
+        self.body = body
+        self.failure = failure
+
+    def to_json(self) -> dict[str, Any]:
+        if self.failure is None:
+            return dict(self.body)
+        return {**self.body, "errcode": self.failure.errcode, "error": self.failure.message}
+
+
 def not_json(message: str = "Content not JSON.") -> MatrixError:
     return MatrixError(400, "M_NOT_JSON", message)
 

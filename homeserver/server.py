@@ -6,14 +6,19 @@ import asyncio
 import logging
 import signal
 import ssl
-from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from homeserver.config import Config, ListenerConfig
 from homeserver.errors import StartupError
 from homeserver.http.app import build_app
+from homeserver.services.account_data import AccountData
+from homeserver.services.accounts import Accounts
+from homeserver.services.admin_registration import AdminRegistration
+from homeserver.services.profiles import Profiles
 from homeserver.services.server_keys import ServerKeys
+from homeserver.services.sessions import Sessions
+from homeserver.services.uia import UserInteractiveAuth
 from homeserver.signing_key_file import load_or_create_signing_key
 from homeserver.storage.database import Database
 from homeserver.storage.migrations import apply_migrations
@@ -37,18 +42,24 @@ def _ssl_context(listener: ListenerConfig) -> ssl.SSLContext | None:
     return ctx
 
 
-@dataclass
 class HomeServer:
     """Everything a running server owns; the HTTP layer reaches services through it."""
 
-    config: Config
-    database: Database
-    server_keys: ServerKeys
-    _runners: list[web.AppRunner] = field(default_factory=list)
+    def __init__(self, config: Config, database: Database, server_keys: ServerKeys) -> None:
+        self.config = config
+        self.database = database
+        self.server_keys = server_keys
+        self.sessions = Sessions(config, database)
+        self.uia = UserInteractiveAuth(database)
+        self.accounts = Accounts(config, database, self.sessions, self.uia)
+        self.admin_registration = AdminRegistration(config.registration_shared_secret, self.accounts)
+        self.profiles = Profiles(config, database)
+        self.account_data = AccountData(database)
+        self._runners: list[web.AppRunner] = []
 
     @classmethod
     async def create(cls, config: Config) -> "HomeServer":
-        """Open the database and bring its schema up to date (no listeners yet)."""
+        """Open the database, bring its schema up to date and start the services (no listeners yet)."""
         signing_key = load_or_create_signing_key(config.signing_key_file)
         database = await Database.open(config)
         try:
@@ -56,7 +67,9 @@ class HomeServer:
         except BaseException:
             await database.close()
             raise
-        return cls(config, database, ServerKeys(config.server_name, signing_key))
+        hs = cls(config, database, ServerKeys(config.server_name, signing_key))
+        await hs.sessions.start()
+        return hs
 
     async def start_listeners(self) -> None:
         for listener in self.config.listeners:
@@ -95,6 +108,7 @@ class HomeServer:
         for runner in self._runners:
             await runner.cleanup()
         self._runners.clear()
+        await self.sessions.stop()
         await self.database.close()
 
 

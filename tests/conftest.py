@@ -13,7 +13,14 @@ import aiohttp
 import asyncpg
 import pytest
 
-from homeserver.config import Config, DatabaseConfig, ListenerConfig, ListenerResource
+from homeserver.config import (
+    Config,
+    DatabaseConfig,
+    ListenerConfig,
+    ListenerResource,
+    LoginRateLimits,
+    RateLimit,
+)
 from homeserver.server import HomeServer
 
 _db_counter = itertools.count()
@@ -51,8 +58,12 @@ async def database_dsn(pg_server: object, pg_admin_dsn: str) -> AsyncIterator[st
 
 def test_config(dsn: str, data_dir: Path, **overrides: object) -> Config:
     """A config for an in-process test server: loopback, a free port, the given database."""
+    generous = RateLimit(1000, 1000)
     fields: dict[str, object] = {
         "server_name": "test.local",
+        "bcrypt_rounds": 4,
+        "rc_login": LoginRateLimits(generous, generous, generous),
+        "rc_registration": generous,
         "data_dir": data_dir,
         "database": DatabaseConfig(dsn=dsn),
         "listeners": (

@@ -109,7 +109,9 @@ async def test_migrate_and_register_user_against_a_dsn(tmp_path: Path, database_
     path.write_text(yaml.safe_dump({"server_name": "example.org", "database": {"dsn": database_dsn}}))
     result = hs("migrate", "--config", str(path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "applied 1 migration(s)" in result.stdout
+    from homeserver.storage.migrations import load_migrations
+
+    assert f"applied {len(load_migrations())} migration(s)" in result.stdout
     result = hs("register-user", "alice", "--password", "correct horse", "--admin", "--config", str(path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "registered @alice:example.org (admin)" in result.stdout

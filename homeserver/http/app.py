@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from homeserver.config import ListenerConfig
-from homeserver.http import discovery, server_keys
+from homeserver.http import account_data, accounts, admin, devices, discovery, profile, server_keys
 from homeserver.http.json import MAX_JSON_BODY
 from homeserver.http.keys import HOMESERVER
 from homeserver.http.middleware import access_log, cors, errors, make_forwarded_middleware
@@ -17,7 +17,14 @@ if TYPE_CHECKING:
 
 # Which route tables each listener resource name serves.
 RESOURCE_ROUTES: dict[str, tuple[web.RouteTableDef, ...]] = {
-    "client": (discovery.routes,),
+    "client": (
+        discovery.routes,
+        accounts.routes,
+        devices.routes,
+        profile.routes,
+        account_data.routes,
+        admin.routes,
+    ),
     "federation": (server_keys.routes,),
     "keys": (server_keys.routes,),
     "media": (),

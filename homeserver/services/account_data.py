@@ -1,0 +1,41 @@
+"""Account data, global and per room, stored with stream positions that sync reads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeserver.errors import MatrixError, forbidden, invalid_param, not_found
+from homeserver.services.sessions import Requester
+from homeserver.storage import account_data
+from homeserver.storage.database import Database
+
+# Types the server manages through their own endpoints (read markers, push rules).
+SERVER_MANAGED = {"": {"m.push_rules"}, "room": {"m.fully_read"}}
+MAX_TYPE_LENGTH = 255
+
+
+class AccountData:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    @staticmethod
+    def _check(requester: Requester, user_id: str, room_id: str, data_type: str) -> None:
+        if user_id != requester.user_id:
+            raise forbidden("Cannot access account data of other users.")
+        if room_id and (not room_id.startswith("!") or len(room_id) > 255):
+            raise invalid_param(f"{room_id!r} is not a room id")
+        if not data_type or len(data_type) > MAX_TYPE_LENGTH:
+            raise invalid_param("Invalid account data type")
+
+    async def put(self, requester: Requester, user_id: str, room_id: str, data_type: str, content: dict[str, Any]) -> int:
+        self._check(requester, user_id, room_id, data_type)
+        if data_type in SERVER_MANAGED["room" if room_id else ""]:
+            raise MatrixError(405, "M_BAD_JSON", f"Cannot set {data_type} through this API.")
+        return await account_data.put_account_data(self.database.pool, user_id, room_id, data_type, content)
+
+    async def get(self, requester: Requester, user_id: str, room_id: str, data_type: str) -> dict[str, Any]:
+        self._check(requester, user_id, room_id, data_type)
+        content = await account_data.get_account_data(self.database.pool, user_id, room_id, data_type)
+        if content is None:
+            raise not_found("Account data not found")
+        return content

@@ -1,0 +1,45 @@
+"""Profiles (displayname, avatar_url) of local users.
+
+Propagation of changes into room membership events belongs to the rooms
+service; remote profiles arrive with federation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeserver.config import Config
+from homeserver.core.ids import server_of
+from homeserver.errors import MatrixError, bad_json, forbidden, not_found
+from homeserver.services.sessions import Requester
+from homeserver.storage import profiles, users
+from homeserver.storage.database import Database
+
+MAX_LENGTHS = {"displayname": 256, "avatar_url": 1000}
+
+
+class Profiles:
+    def __init__(self, config: Config, database: Database) -> None:
+        self.config = config
+        self.database = database
+
+    async def get(self, user_id: str) -> dict[str, Any]:
+        if server_of(user_id) != self.config.server_name:
+            raise not_found("Profile lookups of other servers' users are not available yet")
+        user = await users.get_user(self.database.pool, user_id)
+        if user is None:
+            raise not_found("Profile was not found")
+        profile = await profiles.get_profile(self.database.pool, user_id) or {}
+        return {k: v for k, v in profile.items() if v is not None}
+
+    async def set_field(self, requester: Requester, user_id: str, field: str, body: dict[str, Any]) -> None:
+        if user_id != requester.user_id:
+            raise forbidden("You can only change your own profile")
+        value = body.get(field)
+        if value is not None and not isinstance(value, str):
+            raise bad_json(f"{field} must be a string")
+        if value is not None and len(value) > MAX_LENGTHS[field]:
+            raise MatrixError(400, "M_INVALID_PARAM", f"{field} is longer than {MAX_LENGTHS[field]} characters")
+        if field == "avatar_url" and value and not value.startswith("mxc://"):
+            raise MatrixError(400, "M_INVALID_PARAM", "avatar_url must be an mxc:// URI")
+        await profiles.set_profile_field(self.database.pool, user_id, field, value or None)
