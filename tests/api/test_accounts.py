@@ -316,3 +316,21 @@ async def test_shared_secret_registration_off(api: Api, start_server: StartServe
     status, body = await api.call("POST", "/_synapse/admin/v1/register", {"nonce": "made-up", "username": "x",
                                                                           "password": "y", "mac": "00"})
     assert status == 400
+
+
+async def test_synapse_password_hashes_verify(api: Api, database_dsn: str) -> None:
+    """An account imported from Synapse keeps its bcrypt hash ($2b$, 12 rounds) and logs in."""
+    import bcrypt
+
+    synapse_hash = bcrypt.hashpw(b"imported password", bcrypt.gensalt(12)).decode()
+    conn = await asyncpg.connect(database_dsn)
+    try:
+        await conn.execute(
+            "INSERT INTO users (user_id, password_hash, creation_ts) VALUES ('@imported:test.local', $1, 0)",
+            synapse_hash,
+        )
+    finally:
+        await conn.close()
+    status, body = await api.login("imported", "imported password")
+    assert status == 200 and body["user_id"] == "@imported:test.local"
+    assert (await api.login("imported", "other"))[0] == 403
