@@ -15,6 +15,10 @@ from homeserver.http.app import build_app
 from homeserver.services.account_data import AccountData
 from homeserver.services.accounts import Accounts
 from homeserver.services.admin_registration import AdminRegistration
+from homeserver.services.events import EventPipeline, EventStore, Persisted
+from homeserver.services.notifier import Notifier
+from homeserver.services.rooms import Rooms
+from homeserver.services.sync import Sync
 from homeserver.services.profiles import Profiles
 from homeserver.services.server_keys import ServerKeys
 from homeserver.services.sessions import Sessions
@@ -54,8 +58,23 @@ class HomeServer:
         self.accounts = Accounts(config, database, self.sessions, self.uia)
         self.admin_registration = AdminRegistration(config.registration_shared_secret, self.accounts)
         self.profiles = Profiles(config, database)
-        self.account_data = AccountData(database)
+        self.notifier = Notifier()
+        self.account_data = AccountData(database, self.notifier)
+        self.event_store = EventStore(database)
+        self.pipeline = EventPipeline(database, self.event_store, server_keys, self._after_persist)
+        self.rooms = Rooms(config, database, self.event_store, self.pipeline)
+        self.accounts.on_deactivate = self.rooms.leave_all
+        self.sync = Sync(database, self.event_store, self.pipeline, self.notifier)
         self._runners: list[web.AppRunner] = []
+
+    async def _after_persist(self, persisted: Persisted) -> None:
+        """Wake the syncs of everyone the event concerns."""
+        from homeserver.storage import events as event_store
+
+        users = set(await event_store.members_of(self.database.pool, persisted.room.room_nid, ("join",)))
+        if persisted.event.type == "m.room.member" and persisted.event.state_key:
+            users.add(persisted.event.state_key)
+        self.notifier.notify(users)
 
     @classmethod
     async def create(cls, config: Config) -> "HomeServer":

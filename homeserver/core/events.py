@@ -92,12 +92,12 @@ class Event:
         self._raw = raw
 
     @classmethod
-    def from_json(cls, raw: bytes, room_version: RoomVersion) -> "Event":
-        """Parse JSON bytes (ValueError if they are not a JSON object)."""
+    def from_json(cls, raw: bytes, room_version: RoomVersion, event_id: str | None = None) -> "Event":
+        """Parse JSON bytes (ValueError if they are not a JSON object); `event_id` when already known."""
         pdu = orjson.loads(raw)
         if not isinstance(pdu, dict):
             raise ValueError("an event must be a JSON object")
-        return cls(pdu, room_version, raw=raw)
+        return cls(pdu, room_version, event_id=event_id, raw=raw)
 
     @property
     def raw(self) -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from homeserver.errors import MatrixError, forbidden, invalid_param, not_found
+from homeserver.services.notifier import Notifier
 from homeserver.services.sessions import Requester
 from homeserver.storage import account_data
 from homeserver.storage.database import Database
@@ -15,8 +16,9 @@ MAX_TYPE_LENGTH = 255
 
 
 class AccountData:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, notifier: Notifier) -> None:
         self.database = database
+        self.notifier = notifier
 
     @staticmethod
     def _check(requester: Requester, user_id: str, room_id: str, data_type: str) -> None:
@@ -31,7 +33,9 @@ class AccountData:
         self._check(requester, user_id, room_id, data_type)
         if data_type in SERVER_MANAGED["room" if room_id else ""]:
             raise MatrixError(405, "M_BAD_JSON", f"Cannot set {data_type} through this API.")
-        return await account_data.put_account_data(self.database.pool, user_id, room_id, data_type, content)
+        position = await account_data.put_account_data(self.database.pool, user_id, room_id, data_type, content)
+        self.notifier.notify([user_id])
+        return position
 
     async def get(self, requester: Requester, user_id: str, room_id: str, data_type: str) -> dict[str, Any]:
         self._check(requester, user_id, room_id, data_type)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 import string
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from homeserver.config import Config
 from homeserver.core.ids import MAX_ID_LENGTH, is_valid_user_localpart, split_id
@@ -52,6 +52,8 @@ class Accounts:
         self.login_by_account = RateLimiter(config.rc_login.account)
         self.failed_logins = RateLimiter(config.rc_login.failed_attempts)
         self.registrations = RateLimiter(config.rc_registration)
+        self.on_deactivate: Callable[[str], Awaitable[None]] | None = None
+        """Leaves every room; set by the server once the rooms service exists."""
 
     # --- user ids ------------------------------------------------------------------
 
@@ -285,6 +287,8 @@ class Accounts:
         erase = params.get("erase", False)
         if not isinstance(erase, bool):
             raise bad_json("erase must be a boolean")
+        if self.on_deactivate is not None:
+            await self.on_deactivate(requester.user_id)
         async with self.database.pool.acquire() as conn, conn.transaction():
             await users.mark_deactivated(conn, requester.user_id)
             await devices.delete_devices(conn, requester.user_id, None)

@@ -38,3 +38,7 @@ async def account_data_since(
         user_id, since,
     )
     return [(r["room_id"], r["data_type"], json.loads(r["content"]), r["stream_id"]) for r in rows]
+
+
+async def last_account_data_position(conn: Executor) -> int:
+    return await conn.fetchval("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM account_data_stream")

@@ -1,0 +1,144 @@
+"""Rooms: creation, membership, sending, state, history (thin handlers over `services.rooms`)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from homeserver.errors import invalid_param, missing_param
+from homeserver.http.auth import client_paths, require_user
+from homeserver.http.json import json_body, json_response
+from homeserver.http.keys import HOMESERVER
+
+routes = web.RouteTableDef()
+
+
+def _add(method: str, path: str, handler) -> None:  # noqa: ANN001
+    for full in client_paths(path):
+        routes.route(method, full)(handler)
+
+
+async def create_room(request: web.Request) -> web.Response:
+    requester = await require_user(request)
+    room_id = await request.app[HOMESERVER].rooms.create_room(requester, await json_body(request))
+    return json_response({"room_id": room_id})
+
+
+async def join(request: web.Request) -> web.Response:
+    requester = await require_user(request)
+    body = await json_body(request) if request.can_read_body else {}
+    room_id = await request.app[HOMESERVER].rooms.join(requester, request.match_info["room"], body)
+    return json_response({"room_id": room_id})
+
+
+def _membership_handler(membership: str, needs_target: bool):  # noqa: ANN202
+    async def handler(request: web.Request) -> web.Response:
+        requester = await require_user(request)
+        body = await json_body(request) if request.can_read_body else {}
+        target = requester.user_id
+        if needs_target:
+            target = body.get("user_id")
+            if not isinstance(target, str):
+                raise missing_param("user_id is required")
+        await request.app[HOMESERVER].rooms.change_membership(
+            requester, request.match_info["room"], target, membership, body
+        )
+        return json_response({})
+
+    return handler
+
+
+async def forget(request: web.Request) -> web.Response:
+    requester = await require_user(request)
+    await request.app[HOMESERVER].rooms.forget(requester, request.match_info["room"])
+    return json_response({})
+
+
+async def joined_rooms(request: web.Request) -> web.Response:
+    requester = await require_user(request)
+    return json_response({"joined_rooms": await request.app[HOMESERVER].rooms.joined_rooms(requester)})
+
+
+async def send(request: web.Request) -> web.Response:
+    requester = await require_user(request)
+    body = await json_body(request)
+    info = request.match_info
+    event_id = await request.app[HOMESERVER].rooms.send(requester, info["room"], info["type"], info["txn"], body)
+    return json_response({"event_id": event_id})
+
+
+async def put_state(request: web.Request) -> web.Response:
+    requester = await require_user(request)
+    body = await json_body(request)
+    info = request.match_info
+    event_id = await request.app[HOMESERVER].rooms.set_state(
+        requester, info["room"], info["type"], info.get("state_key", ""), body
+    )
+    return json_response({"event_id": event_id})
+
+
+async def get_state(request: web.Request) -> web.Response:
+    requester = await require_user(request)
+    return json_response(await request.app[HOMESERVER].rooms.state(requester, request.match_info["room"]))
+
+
+async def get_state_event(request: web.Request) -> web.Response:
+    requester = await require_user(request)
+    info = request.match_info
+    content = await request.app[HOMESERVER].rooms.state_event(
+        requester, info["room"], info["type"], info.get("state_key", "")
+    )
+    return json_response(content)
+
+
+async def members(request: web.Request) -> web.Response:
+    requester = await require_user(request)
+    return json_response({"chunk": await request.app[HOMESERVER].rooms.members(requester, request.match_info["room"])})
+
+
+async def joined_members(request: web.Request) -> web.Response:
+    requester = await require_user(request)
+    joined = await request.app[HOMESERVER].rooms.joined_members(requester, request.match_info["room"])
+    return json_response({"joined": joined})
+
+
+async def get_event(request: web.Request) -> web.Response:
+    requester = await require_user(request)
+    info = request.match_info
+    return json_response(await request.app[HOMESERVER].rooms.event(requester, info["room"], info["event_id"]))
+
+
+async def messages(request: web.Request) -> web.Response:
+    requester = await require_user(request)
+    direction = request.query.get("dir", "b")
+    if direction not in ("b", "f"):
+        raise invalid_param("dir must be 'b' or 'f'")
+    raw_limit = request.query.get("limit", "10")
+    if not raw_limit.isdigit():
+        raise invalid_param("limit must be a non-negative integer")
+    result = await request.app[HOMESERVER].rooms.messages(
+        requester, request.match_info["room"], request.query.get("from"), direction, int(raw_limit),
+        request.query.get("to"),
+    )
+    return json_response(result)
+
+
+_add("POST", "/createRoom", create_room)
+_add("POST", "/join/{room}", join)
+_add("POST", "/rooms/{room}/join", join)
+_add("POST", "/rooms/{room}/invite", _membership_handler("invite", True))
+_add("POST", "/rooms/{room}/leave", _membership_handler("leave", False))
+_add("POST", "/rooms/{room}/kick", _membership_handler("leave", True))
+_add("POST", "/rooms/{room}/ban", _membership_handler("ban", True))
+_add("POST", "/rooms/{room}/unban", _membership_handler("leave", True))
+_add("POST", "/rooms/{room}/forget", forget)
+_add("GET", "/joined_rooms", joined_rooms)
+_add("PUT", "/rooms/{room}/send/{type}/{txn}", send)
+_add("PUT", "/rooms/{room}/state/{type}", put_state)
+_add("PUT", "/rooms/{room}/state/{type}/{state_key:.*}", put_state)
+_add("GET", "/rooms/{room}/state", get_state)
+_add("GET", "/rooms/{room}/state/{type}", get_state_event)
+_add("GET", "/rooms/{room}/state/{type}/{state_key:.*}", get_state_event)
+_add("GET", "/rooms/{room}/members", members)
+_add("GET", "/rooms/{room}/joined_members", joined_members)
+_add("GET", "/rooms/{room}/event/{event_id}", get_event)
+_add("GET", "/rooms/{room}/messages", messages)

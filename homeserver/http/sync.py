@@ -1,0 +1,50 @@
+"""`GET /sync` and the filters it reads (client-server API sync.yaml, filter.yaml)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from homeserver.errors import forbidden, invalid_param
+from homeserver.http.auth import client_paths, require_user
+from homeserver.http.json import json_body, json_response
+from homeserver.http.keys import HOMESERVER
+
+routes = web.RouteTableDef()
+
+
+async def sync(request: web.Request) -> web.Response:
+    requester = await require_user(request)
+    raw_timeout = request.query.get("timeout", "0")
+    if not raw_timeout.isdigit():
+        raise invalid_param("timeout must be a non-negative integer")
+    full_state = request.query.get("full_state", "false")
+    if full_state not in ("true", "false"):
+        raise invalid_param("full_state must be true or false")
+    result = await request.app[HOMESERVER].sync.sync(
+        requester, request.query.get("since"), int(raw_timeout), full_state == "true", request.query.get("filter")
+    )
+    return json_response(result)
+
+
+async def create_filter(request: web.Request) -> web.Response:
+    requester = await require_user(request)
+    if request.match_info["user_id"] != requester.user_id:
+        raise forbidden("Cannot create filters for other users")
+    body = await json_body(request)
+    filter_id = await request.app[HOMESERVER].sync.create_filter(requester, body)
+    return json_response({"filter_id": filter_id})
+
+
+async def get_filter(request: web.Request) -> web.Response:
+    requester = await require_user(request)
+    if request.match_info["user_id"] != requester.user_id:
+        raise forbidden("Cannot read filters of other users")
+    return json_response(await request.app[HOMESERVER].sync.get_filter(requester, request.match_info["filter_id"]))
+
+
+for _full in client_paths("/sync"):
+    routes.get(_full)(sync)
+for _full in client_paths("/user/{user_id}/filter"):
+    routes.post(_full)(create_filter)
+for _full in client_paths("/user/{user_id}/filter/{filter_id}"):
+    routes.get(_full)(get_filter)

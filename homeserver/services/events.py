@@ -1,0 +1,331 @@
+"""The event pipeline: build, authorise and persist events; read them back through caches.
+
+One path for every event (docs/architecture.md): the state before an event
+comes from its prev events (state resolution when they disagree), the event
+is checked against it, and persisting writes the event, its auth edges, its
+state group, the forward extremities, the current state and memberships in
+one transaction. Persistence is serialised per room with an asyncio lock;
+rooms run in parallel. An event acknowledged to a client is on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Iterable
+
+from homeserver.core.auth_rules import AuthError, check_auth_rules
+from homeserver.core.event_builder import build_event, select_auth_events
+from homeserver.core.event_format import MAX_PDU_SIZE
+from homeserver.core.events import Event
+from homeserver.core.power_levels import CREATE_KEY
+from homeserver.core.room_versions import RoomVersion, get_room_version
+from homeserver.errors import MatrixError, forbidden, not_found
+from homeserver.services.server_keys import ServerKeys
+from homeserver.state import RoomGraph, resolve
+from homeserver.storage import events as event_store
+from homeserver.storage import rooms as room_store
+from homeserver.storage.database import Database
+
+# A state group is written as a full snapshot once its delta chain is this long.
+SNAPSHOT_EVERY = 50
+EVENT_CACHE_SIZE = 50_000
+STATE_CACHE_SIZE = 2_000
+
+Key = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Room:
+    room_nid: int
+    room_id: str
+    version: RoomVersion
+
+
+@dataclass(frozen=True, slots=True)
+class Persisted:
+    event: Event
+    event_nid: int
+    stream_ordering: int
+    room: Room
+
+
+class _LRU(OrderedDict):  # type: ignore[type-arg]
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def put(self, key: Any, value: Any) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        if len(self) > self.size:
+            self.popitem(last=False)
+
+
+class EventStore:
+    """Reads of rooms, events and state groups, with bounded caches."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self._rooms: dict[str, Room] = {}
+        self._events = _LRU(EVENT_CACHE_SIZE)
+        self._groups = _LRU(STATE_CACHE_SIZE)
+        self._key_nids: dict[Key, int] = {}
+        self._key_names: dict[int, Key] = {}
+
+    async def room(self, room_id: str) -> Room | None:
+        room = self._rooms.get(room_id)
+        if room is None:
+            found = await room_store.get_room(self.database.pool, room_id)
+            if found is None:
+                return None
+            room = self._rooms[room_id] = Room(found[0], room_id, get_room_version(found[1]))
+        return room
+
+    async def require_room(self, room_id: str) -> Room:
+        room = await self.room(room_id)
+        if room is None:
+            raise not_found("Unknown room")
+        return room
+
+    def remember_room(self, room: Room) -> None:
+        self._rooms[room.room_id] = room
+
+    async def events(self, room: Room, nids: Iterable[int]) -> dict[int, Event]:
+        found: dict[int, Event] = {}
+        missing = []
+        for nid in nids:
+            event = self._events.get(nid)
+            if event is None:
+                missing.append(nid)
+            else:
+                found[nid] = event
+        if missing:
+            for row in await event_store.events_by_nid(self.database.pool, missing):
+                event = self.event_from_row(room.version, row)
+                self._events.put(row["event_nid"], event)
+                found[row["event_nid"]] = event
+        return found
+
+    @staticmethod
+    def event_from_row(version: RoomVersion, row: dict[str, Any]) -> Event:
+        return Event.from_json(row["json"].encode("utf-8"), version, event_id=row["event_id"])
+
+    def cache_event(self, nid: int, event: Event) -> None:
+        self._events.put(nid, event)
+
+    async def state_group(self, group_id: int) -> dict[int, int]:
+        state = self._groups.get(group_id)
+        if state is None:
+            state = await room_store.load_state_group(self.database.pool, group_id)
+            self._groups.put(group_id, state)
+        return dict(state)
+
+    def cache_state_group(self, group_id: int, state: dict[int, int]) -> None:
+        self._groups.put(group_id, dict(state))
+
+    async def key_nids(self, keys: Iterable[Key], create: bool = False) -> dict[Key, int]:
+        """Nids of state keys (created when `create`, else only the existing ones)."""
+        keys = list(keys)
+        missing = [k for k in keys if k not in self._key_nids]
+        if missing:
+            lookup = room_store.intern_state_keys if create else room_store.lookup_state_keys
+            for key, nid in (await lookup(self.database.pool, missing)).items():
+                self._key_nids[key] = nid
+                self._key_names[nid] = key
+        return {k: self._key_nids[k] for k in keys if k in self._key_nids}
+
+    async def key_names(self, nids: Iterable[int]) -> dict[int, Key]:
+        nids = list(nids)
+        missing = [n for n in nids if n not in self._key_names]
+        if missing:
+            for nid, key in (await room_store.state_key_names(self.database.pool, missing)).items():
+                self._key_names[nid] = key
+                self._key_nids[key] = nid
+        return {n: self._key_names[n] for n in nids}
+
+    async def state_events(self, room: Room, state: dict[int, int]) -> dict[Key, Event]:
+        """A state map as (type, state_key) -> Event."""
+        names = await self.key_names(state)
+        events = await self.events(room, state.values())
+        return {names[k]: events[e] for k, e in state.items()}
+
+    async def nids_by_event_id(self, room: Room, nids: Iterable[int]) -> dict[str, int]:
+        return {event.event_id: nid for nid, event in (await self.events(room, nids)).items()}
+
+
+class EventPipeline:
+    def __init__(
+        self, database: Database, store: EventStore, server_keys: ServerKeys,
+        on_persisted: Callable[[Persisted], Awaitable[None]],
+    ) -> None:
+        self.database = database
+        self.store = store
+        self.server_keys = server_keys
+        self.on_persisted = on_persisted
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._in_flight: set[int] = set()
+        self._committed: int | None = None
+
+    async def current_position(self) -> int:
+        """The events stream position at and below which every event is committed.
+
+        Positions are handed out before a transaction commits; while one is in
+        flight, readers stop just below it, so a later commit of a lower
+        position can never slip under a sync token.
+        """
+        if self._committed is None:
+            self._committed = await event_store.last_stream_ordering(self.database.pool)
+        if self._in_flight:
+            return min(min(self._in_flight) - 1, self._committed)
+        return self._committed
+
+    def lock(self, room_id: str) -> asyncio.Lock:
+        lock = self._locks.get(room_id)
+        if lock is None:
+            lock = self._locks[room_id] = asyncio.Lock()
+        return lock
+
+    async def state_before(self, room: Room, prev_nids: list[int]) -> tuple[int | None, dict[int, int]]:
+        """(state group or None, state) before an event with these prev events."""
+        if not prev_nids:
+            return None, {}
+        rows = await event_store.events_by_nid(self.database.pool, prev_nids)
+        groups = sorted({r["state_group"] for r in rows if r["state_group"] is not None})
+        if len(groups) == 1:
+            return groups[0], await self.store.state_group(groups[0])
+        state_sets = [await self.store.state_group(g) for g in groups]
+        return None, await self._resolve(room, state_sets)
+
+    async def _resolve(self, room: Room, state_sets: list[dict[int, int]]) -> dict[int, int]:
+        """State resolution over stored state groups: load the auth chains, intern, resolve."""
+        nids = {n for s in state_sets for n in s.values()}
+        async with self.database.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "WITH RECURSIVE chain(event_nid) AS (SELECT unnest($1::bigint[]) UNION "
+                "SELECT a.auth_event_nid FROM event_auth a JOIN chain c USING (event_nid)) "
+                "SELECT event_nid FROM chain ORDER BY event_nid",
+                list(nids),
+            )
+        ordered = [r["event_nid"] for r in rows]
+        events = await self.store.events(room, ordered)
+        graph = RoomGraph(room.version)
+        by_event_id: dict[str, int] = {}
+        for nid in ordered:  # event nids grow with insertion, so auth events come first
+            graph.add(events[nid])
+            by_event_id[events[nid].event_id] = nid
+        names = await self.store.key_names({k for s in state_sets for k in s})
+        graph_sets = [
+            {graph.intern_key(names[k]): graph.nid_of[events[e].event_id] for k, e in s.items()} for s in state_sets
+        ]
+        resolved = resolve(graph, graph_sets)
+        keys = await self.store.key_nids([graph.keys[k] for k in resolved], create=True)
+        return {keys[graph.keys[k]]: by_event_id[graph.event_ids[e]] for k, e in resolved.items()}
+
+    async def create_event(
+        self, room: Room | None, version: RoomVersion, sender: str, event_type: str, content: dict[str, Any],
+        state_key: str | None = None, redacts: str | None = None, new_room_id: str | None = None,
+    ) -> Persisted:
+        """Build, authorise and persist a local event.
+
+        `room` None: a new room's create event, in the room `new_room_id`
+        (None for room version 12, where the create event's id names the room).
+        """
+        room_id = room.room_id if room is not None else new_room_id
+        async with self.lock(room_id or "new room"):
+            prev_nids = await event_store.forward_extremities(self.database.pool, room.room_nid) if room else []
+            group, state = await self.state_before(room, prev_nids) if room else (None, {})
+            state_by_key = await self.store.state_events(room, state) if room else {}
+            prev_events = list((await self.store.events(room, prev_nids)).values()) if room else []
+            event = build_event(
+                version,
+                server_name=self.server_keys.server_name,
+                signing_key=self.server_keys.signing_key,
+                sender=sender,
+                event_type=event_type,
+                content=content,
+                origin_server_ts=int(time.time() * 1000),
+                room_id=room_id,
+                prev_events=prev_events,
+                auth_events=select_auth_events(version, event_type, sender, state_key, content, state_by_key),
+                state_key=state_key,
+                redacts=redacts,
+            )
+            if len(event.raw) > MAX_PDU_SIZE:
+                raise MatrixError(413, "M_TOO_LARGE", "Event is too large")
+            if room is not None:
+                try:
+                    check_auth_rules(event, state_by_key)
+                except AuthError as exc:
+                    raise forbidden(str(exc)) from None
+            auth_nids: list[int] = []
+            if room is not None:
+                by_id = await self.store.nids_by_event_id(room, state.values())
+                auth_nids = [by_id[a] for a in event.auth_event_ids]
+                if version.room_id_from_create_event:
+                    auth_nids.append(by_id[state_by_key[CREATE_KEY].event_id])
+            return await self._persist(room, version, event, prev_nids, group, state, auth_nids)
+
+    async def _persist(
+        self, room: Room | None, version: RoomVersion, event: Event, prev_nids: list[int],
+        before_group: int | None, state: dict[int, int], auth_nids: list[int],
+    ) -> Persisted:
+        key = (event.type, event.state_key) if event.state_key is not None else None
+        key_nid = (await self.store.key_nids([key], create=True))[key] if key else None
+        await self.current_position()
+        stream = await event_store.next_stream_ordering(self.database.pool)
+        self._in_flight.add(stream)
+        try:
+            persisted = await self._write(
+                room, version, event, prev_nids, before_group, state, auth_nids, key_nid, stream
+            )
+            self._committed = max(self._committed or 0, stream)
+        finally:
+            self._in_flight.discard(stream)
+        await self.on_persisted(persisted)
+        return persisted
+
+    async def _write(
+        self, room: Room | None, version: RoomVersion, event: Event, prev_nids: list[int], before_group: int | None,
+        state: dict[int, int], auth_nids: list[int], key_nid: int | None, stream: int,
+    ) -> Persisted:
+        async with self.database.pool.acquire() as conn, conn.transaction():
+            if room is None:
+                room_nid = await room_store.create_room(conn, event.room_id, version.identifier, event.origin_server_ts)
+                room = Room(room_nid, event.room_id, version)
+            event_nid = await event_store.insert_event(
+                conn, event_id=event.event_id, room_nid=room.room_nid, stream_ordering=stream, depth=event.depth,
+                event_type=event.type, state_key=event.state_key, sender=event.sender,
+                origin_server_ts=event.origin_server_ts, json=event.raw.decode("utf-8"),
+            )
+            await event_store.add_auth_edges(conn, event_nid, set(auth_nids))
+            after = dict(state)
+            group = before_group
+            if key_nid is not None or group is None:
+                if key_nid is not None:
+                    after[key_nid] = event_nid
+                chain = await room_store.state_group_chain_length(conn, group) if group is not None else 0
+                if group is not None and chain < SNAPSHOT_EVERY and key_nid is not None:
+                    group = await room_store.create_state_group(
+                        conn, room.room_nid, group, chain + 1, {key_nid: event_nid}
+                    )
+                else:
+                    group = await room_store.create_state_group(conn, room.room_nid, None, 0, after)
+            await event_store.set_state_group(conn, event_nid, group)  # type: ignore[arg-type]
+            await event_store.replace_forward_extremities(conn, room.room_nid, prev_nids, event_nid)
+            # One prev event: the state before it is the current state. Several: the
+            # resolved state replaces the current one.
+            previous = state if len(prev_nids) <= 1 else await event_store.current_state(conn, room.room_nid)
+            changes = {k: v for k, v in after.items() if previous.get(k) != v}
+            if changes:
+                await event_store.set_current_state(conn, room.room_nid, changes)
+            if event.type == "m.room.member" and event.state_key is not None and event.membership:
+                await event_store.set_membership(
+                    conn, room.room_nid, event.state_key, event.membership, event_nid, stream  # type: ignore[arg-type]
+                )
+        self.store.remember_room(room)
+        self.store.cache_event(event_nid, event)
+        self.store.cache_state_group(group, after)  # type: ignore[arg-type]
+        return Persisted(event, event_nid, stream, room)

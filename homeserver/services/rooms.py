@@ -1,0 +1,344 @@
+"""Rooms on one server: creation, membership, sending, state and history.
+
+Client-server API create_room.yaml, joining.yaml, inviting.yaml, leaving.yaml,
+kicking.yaml, banning.yaml, room_send.yaml, room_state.yaml, rooms.yaml,
+message_pagination.yaml, list_joined_rooms.yaml. Every event goes through the
+pipeline of `homeserver.services.events`.
+"""
+
+from __future__ import annotations
+
+import copy
+import secrets
+import string
+import time
+from typing import Any
+
+from homeserver.config import Config
+from homeserver.core.ids import is_valid_user_id, server_of
+from homeserver.core.room_versions import ROOM_VERSIONS, get_room_version
+from homeserver.errors import MatrixError, bad_json, forbidden, invalid_param, not_found
+from homeserver.services.events import EventPipeline, EventStore, Persisted, Room
+from homeserver.services.sessions import Requester
+from homeserver.storage import events as event_store
+from homeserver.storage import profiles
+from homeserver.storage.database import Database
+
+PRESETS = {
+    "public_chat": {"join_rule": "public", "history_visibility": "shared", "guest_access": None},
+    "private_chat": {"join_rule": "invite", "history_visibility": "shared", "guest_access": "can_join"},
+    "trusted_private_chat": {"join_rule": "invite", "history_visibility": "shared", "guest_access": "can_join"},
+}
+DEFAULT_EVENT_LEVELS = {
+    "m.room.name": 50, "m.room.power_levels": 100, "m.room.history_visibility": 100,
+    "m.room.canonical_alias": 50, "m.room.avatar": 50, "m.room.tombstone": 100,
+    "m.room.server_acl": 100, "m.room.encryption": 100,
+}
+MAX_HISTORY_PAGE = 1000
+
+
+def client_event(event: Any, stream: int | None = None, txn_id: str | None = None) -> dict[str, Any]:
+    """The client-server format of an event (no federation-only keys)."""
+    pdu = event.pdu
+    out: dict[str, Any] = {
+        "content": event.content,
+        "event_id": event.event_id,
+        "origin_server_ts": event.origin_server_ts,
+        "room_id": event.room_id,
+        "sender": event.sender,
+        "type": event.type,
+    }
+    if event.state_key is not None:
+        out["state_key"] = event.state_key
+    if event.redacts is not None:
+        out["redacts"] = event.redacts
+    unsigned: dict[str, Any] = {"age": max(0, int(time.time() * 1000) - event.origin_server_ts)}
+    if isinstance(pdu.get("unsigned"), dict):
+        unsigned.update({k: v for k, v in pdu["unsigned"].items() if k in ("prev_content", "replaces_state")})
+    if txn_id is not None:
+        unsigned["transaction_id"] = txn_id
+    out["unsigned"] = unsigned
+    return out
+
+
+def _content(body: Any, what: str) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise bad_json(f"{what} must be an object")
+    return body
+
+
+class Rooms:
+    def __init__(self, config: Config, database: Database, store: EventStore, pipeline: EventPipeline) -> None:
+        self.config = config
+        self.database = database
+        self.store = store
+        self.pipeline = pipeline
+
+    # --- helpers ----------------------------------------------------------------------
+
+    async def _membership(self, room: Room, user_id: str) -> str | None:
+        row = await event_store.membership_of(self.database.pool, room.room_nid, user_id)
+        return row["membership"] if row is not None else None
+
+    async def _require_joined(self, room: Room, user_id: str) -> None:
+        if await self._membership(room, user_id) != "join":
+            raise forbidden(f"User {user_id} is not in the room")
+
+    async def _send(
+        self, room: Room, sender: str, event_type: str, content: dict[str, Any], state_key: str | None = None,
+        redacts: str | None = None,
+    ) -> Persisted:
+        return await self.pipeline.create_event(room, room.version, sender, event_type, content, state_key, redacts)
+
+    async def _member_content(self, user_id: str, membership: str, extra: dict[str, Any]) -> dict[str, Any]:
+        content: dict[str, Any] = {"membership": membership}
+        if membership == "join" and server_of(user_id) == self.config.server_name:
+            profile = await profiles.get_profile(self.database.pool, user_id) or {}
+            content.update({k: v for k, v in profile.items() if v is not None})
+        content.update(extra)
+        return content
+
+    # --- creation ---------------------------------------------------------------------
+
+    async def create_room(self, requester: Requester, body: dict[str, Any]) -> str:
+        user_id = requester.user_id
+        version_id = body.get("room_version", self.config.default_room_version)
+        if not isinstance(version_id, str) or version_id not in ROOM_VERSIONS:
+            raise MatrixError(400, "M_UNSUPPORTED_ROOM_VERSION", f"Unknown room version {version_id!r}")
+        version = get_room_version(version_id)
+        visibility = body.get("visibility", "private")
+        if visibility not in ("public", "private"):
+            raise invalid_param("visibility must be 'public' or 'private'")
+        preset = body.get("preset", "public_chat" if visibility == "public" else "private_chat")
+        if preset not in PRESETS:
+            raise invalid_param(f"Unknown preset {preset!r}")
+        if body.get("room_alias_name") is not None:
+            raise MatrixError(400, "M_UNRECOGNIZED", "Room aliases are not supported on this server yet")
+        invites = body.get("invite", [])
+        if not isinstance(invites, list) or not all(isinstance(u, str) and is_valid_user_id(u) for u in invites):
+            raise invalid_param("invite must be a list of user ids")
+        for key in ("name", "topic"):
+            if key in body and not isinstance(body[key], str):
+                raise bad_json(f"{key} must be a string")
+        creation = copy.deepcopy(_content(body.get("creation_content", {}), "creation_content"))
+        override = _content(body.get("power_level_content_override", {}), "power_level_content_override")
+        initial_state = body.get("initial_state", [])
+        if not isinstance(initial_state, list) or not all(
+            isinstance(s, dict) and isinstance(s.get("type"), str) and isinstance(s.get("content"), dict)
+            and isinstance(s.get("state_key", ""), str) for s in initial_state
+        ):
+            raise bad_json("initial_state must be a list of {type, state_key, content}")
+        is_direct = body.get("is_direct", False) is True
+
+        creation.pop("room_version", None)
+        creation["room_version"] = version_id
+        if not version.implicit_room_creator:
+            creation["creator"] = user_id
+        room_id = None
+        if not version.room_id_from_create_event:
+            room_id = "!" + "".join(secrets.choice(string.ascii_letters) for _ in range(18)) + ":" + self.config.server_name
+        created = await self.pipeline.create_event(
+            None, version, user_id, "m.room.create", creation, "", new_room_id=room_id
+        )
+        room = await self.store.require_room(created.event.room_id)
+        await self._send(room, user_id, "m.room.member", await self._member_content(user_id, "join", {}), user_id)
+        settings = PRESETS[preset]
+        users: dict[str, int] = {} if version.privileged_creators else {user_id: 100}
+        if preset == "trusted_private_chat" and not version.privileged_creators:
+            users.update({u: 100 for u in invites})
+        levels = {
+            "users": users, "users_default": 0, "events": dict(DEFAULT_EVENT_LEVELS), "events_default": 0,
+            "state_default": 50, "ban": 50, "kick": 50, "redact": 50, "invite": 50, "historical": 100,
+        }
+        levels.update(copy.deepcopy(override))
+        await self._send(room, user_id, "m.room.power_levels", levels, "")
+        given = {(s["type"], s.get("state_key", "")) for s in initial_state}
+        if ("m.room.join_rules", "") not in given:
+            await self._send(room, user_id, "m.room.join_rules", {"join_rule": settings["join_rule"]}, "")
+        if ("m.room.history_visibility", "") not in given:
+            await self._send(room, user_id, "m.room.history_visibility",
+                             {"history_visibility": settings["history_visibility"]}, "")
+        if settings["guest_access"] and ("m.room.guest_access", "") not in given:
+            await self._send(room, user_id, "m.room.guest_access", {"guest_access": settings["guest_access"]}, "")
+        for state in initial_state:
+            await self._send(room, user_id, state["type"], state["content"], state.get("state_key", ""))
+        if "name" in body:
+            await self._send(room, user_id, "m.room.name", {"name": body["name"]}, "")
+        if "topic" in body:
+            await self._send(room, user_id, "m.room.topic", {"topic": body["topic"]}, "")
+        for invitee in invites:
+            extra = {"is_direct": True} if is_direct else {}
+            await self._send(room, user_id, "m.room.member", await self._member_content(invitee, "invite", extra),
+                             invitee)
+        return room.room_id
+
+    # --- membership -------------------------------------------------------------------
+
+    async def join(self, requester: Requester, room_id: str, body: dict[str, Any]) -> str:
+        if not room_id.startswith("!"):
+            raise MatrixError(404, "M_NOT_FOUND", "Room aliases are not supported on this server yet")
+        room = await self.store.room(room_id)
+        if room is None:
+            raise not_found("No known room; joining rooms of other servers needs federation")
+        extra = {"reason": body["reason"]} if isinstance(body.get("reason"), str) else {}
+        content = await self._member_content(requester.user_id, "join", extra)
+        await self._send(room, requester.user_id, "m.room.member", content, requester.user_id)
+        return room.room_id
+
+    async def change_membership(
+        self, requester: Requester, room_id: str, target: str, membership: str, body: dict[str, Any]
+    ) -> None:
+        """invite, leave (and kick), ban, unban."""
+        room = await self.store.require_room(room_id)
+        if not is_valid_user_id(target):
+            raise invalid_param(f"{target!r} is not a user id")
+        extra = {"reason": body["reason"]} if isinstance(body.get("reason"), str) else {}
+        if membership == "invite" and body.get("is_direct") is True:
+            extra["is_direct"] = True
+        content = await self._member_content(target, membership, extra)
+        await self._send(room, requester.user_id, "m.room.member", content, target)
+
+    async def forget(self, requester: Requester, room_id: str) -> None:
+        room = await self.store.require_room(room_id)
+        if await self._membership(room, requester.user_id) in ("join", "invite", "knock"):
+            raise MatrixError(400, "M_UNKNOWN", "Leave the room before forgetting it")
+        await event_store.forget_room(self.database.pool, room.room_nid, requester.user_id)
+
+    async def leave_all(self, user_id: str) -> None:
+        """Leave (or reject invites to) every room: an account being deactivated."""
+        for row in await event_store.rooms_of_user(self.database.pool, user_id, ("join", "invite", "knock")):
+            room = await self.store.require_room(row["room_id"])
+            try:
+                await self._send(room, user_id, "m.room.member", {"membership": "leave"}, user_id)
+            except MatrixError:
+                continue
+
+    async def joined_rooms(self, requester: Requester) -> list[str]:
+        return [r["room_id"] for r in await event_store.rooms_of_user(self.database.pool, requester.user_id, ("join",))]
+
+    # --- events -------------------------------------------------------------------------
+
+    async def send(
+        self, requester: Requester, room_id: str, event_type: str, txn_id: str, content: dict[str, Any]
+    ) -> str:
+        previous = await event_store.get_txn_event(self.database.pool, requester.user_id, requester.device_id, txn_id)
+        if previous is not None:
+            return previous
+        room = await self.store.require_room(room_id)
+        persisted = await self._send(room, requester.user_id, event_type, content)
+        await event_store.add_txn_event(
+            self.database.pool, requester.user_id, requester.device_id, txn_id, persisted.event.event_id,
+            int(time.time() * 1000),
+        )
+        return persisted.event.event_id
+
+    async def set_state(
+        self, requester: Requester, room_id: str, event_type: str, state_key: str, content: dict[str, Any]
+    ) -> str:
+        room = await self.store.require_room(room_id)
+        if event_type == "m.room.member":
+            membership = content.get("membership")
+            if not isinstance(membership, str):
+                raise bad_json("m.room.member needs content.membership")
+        persisted = await self._send(room, requester.user_id, event_type, content, state_key)
+        return persisted.event.event_id
+
+    async def _visible_state(self, room: Room, user_id: str) -> dict[int, int]:
+        """Current state for members; the state when they left for former members."""
+        row = await event_store.membership_of(self.database.pool, room.room_nid, user_id)
+        if row is None or row["membership"] not in ("join", "leave", "ban"):
+            raise forbidden(f"User {user_id} is not in the room")
+        if row["membership"] == "join":
+            return await event_store.current_state(self.database.pool, room.room_nid)
+        group = await event_store.state_group_at(self.database.pool, room.room_nid, row["stream_ordering"])
+        return await self.store.state_group(group) if group is not None else {}
+
+    async def state(self, requester: Requester, room_id: str) -> list[dict[str, Any]]:
+        room = await self.store.require_room(room_id)
+        state = await self._visible_state(room, requester.user_id)
+        events = await self.store.events(room, state.values())
+        return [client_event(e) for e in events.values()]
+
+    async def state_event(self, requester: Requester, room_id: str, event_type: str, state_key: str) -> dict[str, Any]:
+        room = await self.store.require_room(room_id)
+        state = await self._visible_state(room, requester.user_id)
+        key_nid = (await self.store.key_nids([(event_type, state_key)])).get((event_type, state_key))
+        if key_nid is None or key_nid not in state:
+            raise not_found("Event not found")
+        event = (await self.store.events(room, [state[key_nid]]))[state[key_nid]]
+        return event.content
+
+    async def members(self, requester: Requester, room_id: str) -> list[dict[str, Any]]:
+        room = await self.store.require_room(room_id)
+        state = await self._visible_state(room, requester.user_id)
+        by_key = await self.store.state_events(room, state)
+        return [client_event(e) for key, e in by_key.items() if key[0] == "m.room.member"]
+
+    async def joined_members(self, requester: Requester, room_id: str) -> dict[str, Any]:
+        room = await self.store.require_room(room_id)
+        await self._require_joined(room, requester.user_id)
+        by_key = await self.store.state_events(room, await event_store.current_state(self.database.pool, room.room_nid))
+        return {
+            key[1]: {"display_name": e.content.get("displayname"), "avatar_url": e.content.get("avatar_url")}
+            for key, e in by_key.items() if key[0] == "m.room.member" and e.membership == "join"
+        }
+
+    async def event(self, requester: Requester, room_id: str, event_id: str) -> dict[str, Any]:
+        room = await self.store.require_room(room_id)
+        membership = await event_store.membership_of(self.database.pool, room.room_nid, requester.user_id)
+        row = await event_store.event_by_id(self.database.pool, event_id)
+        if row is None or row["room_nid"] != room.room_nid or row["rejected_reason"] is not None:
+            raise not_found("Event not found")
+        visible = membership is not None and (
+            membership["membership"] == "join"
+            or (row["stream_ordering"] is not None and row["stream_ordering"] <= membership["stream_ordering"])
+        )
+        if not visible:
+            raise not_found("Event not found")
+        return client_event(self.store.event_from_row(room.version, row), row["stream_ordering"])
+
+    async def messages(
+        self, requester: Requester, room_id: str, from_token: str | None, direction: str, limit: int,
+        to_token: str | None,
+    ) -> dict[str, Any]:
+        """`/messages`: stream positions as pagination tokens (`t<position>`)."""
+        room = await self.store.require_room(room_id)
+        membership = await event_store.membership_of(self.database.pool, room.room_nid, requester.user_id)
+        if membership is None or membership["membership"] not in ("join", "leave", "ban"):
+            raise forbidden(f"User {requester.user_id} is not in the room")
+        ceiling = None if membership["membership"] == "join" else membership["stream_ordering"]
+        limit = max(1, min(limit, MAX_HISTORY_PAGE))
+        position = parse_position(from_token) if from_token else None
+        bound = parse_position(to_token) if to_token else None
+        if direction == "b":
+            upto = position if position is not None else await self.pipeline.current_position()
+            if ceiling is not None:
+                upto = min(upto, ceiling)
+            rows = await event_store.room_events(self.database.pool, room.room_nid, bound, upto, limit, True)
+            end = rows[-1]["stream_ordering"] - 1 if rows else None
+        else:
+            after = position if position is not None else 0
+            upto = bound if bound is not None else ceiling
+            rows = await event_store.room_events(self.database.pool, room.room_nid, after, upto, limit, False)
+            end = rows[-1]["stream_ordering"] if rows else None
+        start = position if position is not None else (upto if direction == "b" else 0)
+        txns = await event_store.txn_ids_for_events(
+            self.database.pool, requester.user_id, requester.device_id, [r["event_id"] for r in rows]
+        )
+        chunk = [
+            client_event(self.store.event_from_row(room.version, r), r["stream_ordering"], txns.get(r["event_id"]))
+            for r in rows
+        ]
+        result: dict[str, Any] = {"chunk": chunk, "start": f"t{start}"}
+        if end is not None and len(rows) == limit:
+            result["end"] = f"t{end}"
+        return result
+
+
+def parse_position(token: str) -> int:
+    """A pagination token `t<position>` (sync's `next_batch` works too)."""
+    raw = token[1:] if token[:1] in ("t", "s") else token
+    raw = raw.split("_", 1)[0]
+    if not raw.isdigit():
+        raise invalid_param(f"Invalid pagination token {token!r}")
+    return int(raw)

@@ -1,0 +1,220 @@
+"""`GET /sync`: what changed for a user since a token, long-polling until something does.
+
+A token is `s<events position>_<account data position>`, positions of the two
+streams as of the response, so it survives restarts. The waiter is
+registered before the streams are read, so nothing persisted in between is
+missed; every position is read once per response, so nothing is duplicated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from homeserver.errors import bad_json, invalid_param, not_found
+from homeserver.services.events import EventPipeline, EventStore, Room
+from homeserver.services.notifier import Notifier
+from homeserver.services.rooms import client_event
+from homeserver.services.sessions import Requester
+from homeserver.storage import account_data as account_data_store
+from homeserver.storage import events as event_store
+from homeserver.storage.database import Database
+
+DEFAULT_TIMELINE_LIMIT = 10
+MAX_TIMEOUT_MS = 5 * 60 * 1000
+STRIPPED_STATE_TYPES = (
+    "m.room.create", "m.room.join_rules", "m.room.name", "m.room.avatar", "m.room.canonical_alias",
+    "m.room.encryption", "m.room.topic",
+)
+
+
+@dataclass(frozen=True)
+class SyncToken:
+    events: int
+    account_data: int
+
+    def __str__(self) -> str:
+        return f"s{self.events}_{self.account_data}"
+
+    @classmethod
+    def parse(cls, raw: str) -> "SyncToken":
+        parts = raw[1:].split("_") if raw.startswith("s") else []
+        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+            raise invalid_param(f"Invalid sync token {raw!r}")
+        return cls(int(parts[0]), int(parts[1]))
+
+
+class Sync:
+    def __init__(self, database: Database, store: EventStore, pipeline: EventPipeline, notifier: Notifier) -> None:
+        self.database = database
+        self.store = store
+        self.pipeline = pipeline
+        self.notifier = notifier
+
+    async def create_filter(self, requester: Requester, definition: dict[str, Any]) -> str:
+        await self._limit_of(definition)
+        return str(await event_store.add_filter(self.database.pool, requester.user_id, json.dumps(definition)))
+
+    async def get_filter(self, requester: Requester, filter_id: str) -> dict[str, Any]:
+        stored = await event_store.get_filter(self.database.pool, requester.user_id, int(filter_id)) \
+            if filter_id.isdigit() else None
+        if stored is None:
+            raise not_found("No such filter")
+        return json.loads(stored)
+
+    @staticmethod
+    async def _limit_of(definition: Any) -> int:
+        if not isinstance(definition, dict):
+            raise bad_json("a filter must be an object")
+        room = definition.get("room", {})
+        timeline = room.get("timeline", {}) if isinstance(room, dict) else None
+        if not isinstance(timeline, dict):
+            raise bad_json("room.timeline must be an object")
+        limit = timeline.get("limit", DEFAULT_TIMELINE_LIMIT)
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise bad_json("room.timeline.limit must be a positive integer")
+        return min(limit, 100)
+
+    async def filter_limit(self, requester: Requester, raw_filter: str | None) -> int:
+        if raw_filter is None:
+            return DEFAULT_TIMELINE_LIMIT
+        if raw_filter.startswith("{"):
+            try:
+                definition = json.loads(raw_filter)
+            except ValueError:
+                raise bad_json("filter is not valid JSON") from None
+        else:
+            if not raw_filter.isdigit():
+                raise invalid_param("Unknown filter")
+            stored = await event_store.get_filter(self.database.pool, requester.user_id, int(raw_filter))
+            if stored is None:
+                raise invalid_param("Unknown filter")
+            definition = json.loads(stored)
+        return await self._limit_of(definition)
+
+    async def sync(
+        self, requester: Requester, since: str | None, timeout_ms: int, full_state: bool, raw_filter: str | None
+    ) -> dict[str, Any]:
+        token = SyncToken.parse(since) if since else None
+        limit = await self.filter_limit(requester, raw_filter)
+        timeout_ms = max(0, min(timeout_ms, MAX_TIMEOUT_MS))
+        waiter = self.notifier.listen(requester.user_id)
+        try:
+            result, changed = await self._build(requester, token, limit, full_state)
+            if not changed and token is not None and timeout_ms > 0:
+                try:
+                    await asyncio.wait_for(asyncio.shield(waiter), timeout_ms / 1000)
+                except asyncio.TimeoutError:
+                    pass
+                else:
+                    result, _changed = await self._build(requester, token, limit, full_state)
+            return result
+        finally:
+            self.notifier.forget(requester.user_id, waiter)
+
+    async def _current(self) -> SyncToken:
+        events = await self.pipeline.current_position()
+        return SyncToken(events, await account_data_store.last_account_data_position(self.database.pool))
+
+    async def _build(
+        self, requester: Requester, since: SyncToken | None, limit: int, full_state: bool
+    ) -> tuple[dict[str, Any], bool]:
+        now = await self._current()
+        pool = self.database.pool
+        user_id = requester.user_id
+        joined: dict[str, Any] = {}
+        invited: dict[str, Any] = {}
+        left: dict[str, Any] = {}
+        if since is None:
+            memberships = await event_store.rooms_of_user(pool, user_id, ("join", "invite"))
+        else:
+            memberships = await event_store.membership_changes_since(pool, user_id, since.events)
+            changed_joins = {m["room_nid"] for m in memberships}
+            current_joins = await event_store.rooms_of_user(pool, user_id, ("join",))
+            active = await event_store.rooms_with_events_since(
+                pool, [m["room_nid"] for m in current_joins], since.events
+            )
+            memberships += [m for m in current_joins if m["room_nid"] in active and m["room_nid"] not in changed_joins]
+        for row in memberships:
+            if row["stream_ordering"] > now.events:
+                continue
+            room = await self.store.require_room(row["room_id"])
+            fresh = since is None or full_state or (row["membership"] == "join" and row["stream_ordering"] > since.events)
+            if row["membership"] == "join":
+                joined[room.room_id] = await self._room(requester, room, None if fresh else since, now.events, limit)
+            elif row["membership"] == "invite":
+                invited[room.room_id] = {"invite_state": {"events": await self._stripped_state(room, row["event_nid"])}}
+            elif since is not None and row["membership"] in ("leave", "ban"):
+                left[room.room_id] = await self._room(requester, room, since, row["stream_ordering"], limit)
+        account = await account_data_store.account_data_since(pool, user_id, since.account_data if since else 0)
+        global_data = [{"type": t, "content": c} for room_id, t, c, _s in account if room_id == "" and _s <= now.account_data]
+        room_data: dict[str, list[dict[str, Any]]] = {}
+        for room_id, data_type, content, stream in account:
+            if room_id and stream <= now.account_data:
+                room_data.setdefault(room_id, []).append({"type": data_type, "content": content})
+        for room_id, items in room_data.items():
+            if room_id in joined:
+                joined[room_id]["account_data"] = {"events": items}
+        changed = bool(joined or invited or left or global_data)
+        response = {
+            "next_batch": str(now),
+            "rooms": {"join": joined, "invite": invited, "leave": left, "knock": {}},
+            "account_data": {"events": global_data},
+            "presence": {"events": []},
+            "to_device": {"events": []},
+            "device_lists": {"changed": [], "left": []},
+            "device_one_time_keys_count": {},
+        }
+        return response, changed
+
+    async def _room(
+        self, requester: Requester, room: Room, since: SyncToken | None, upto: int, limit: int
+    ) -> dict[str, Any]:
+        pool = self.database.pool
+        after = since.events if since else None
+        rows = await event_store.room_events(pool, room.room_nid, after, upto, limit + 1, True)
+        limited = len(rows) > limit
+        rows = list(reversed(rows[:limit]))
+        first = rows[0]["stream_ordering"] if rows else upto + 1
+        start_group = await event_store.state_group_at(pool, room.room_nid, first - 1)
+        state_at_start = await self.store.state_group(start_group) if start_group is not None else {}
+        if since is None:
+            state = state_at_start
+        elif limited:
+            since_group = await event_store.state_group_at(pool, room.room_nid, since.events)
+            before = await self.store.state_group(since_group) if since_group is not None else {}
+            state = {k: v for k, v in state_at_start.items() if before.get(k) != v}
+        else:
+            state = {}
+        state_events = await self.store.events(room, state.values())
+        txns = await event_store.txn_ids_for_events(
+            pool, requester.user_id, requester.device_id, [r["event_id"] for r in rows]
+        )
+        timeline = [
+            client_event(self.store.event_from_row(room.version, r), r["stream_ordering"], txns.get(r["event_id"]))
+            for r in rows
+        ]
+        joined_count = len(await event_store.members_of(pool, room.room_nid, ("join",)))
+        invited_count = len(await event_store.members_of(pool, room.room_nid, ("invite",)))
+        return {
+            "timeline": {"events": timeline, "limited": limited, "prev_batch": f"t{first - 1}"},
+            "state": {"events": [client_event(e) for e in state_events.values()]},
+            "ephemeral": {"events": []},
+            "account_data": {"events": []},
+            "summary": {"m.joined_member_count": joined_count, "m.invited_member_count": invited_count},
+            "unread_notifications": {"notification_count": 0, "highlight_count": 0},
+        }
+
+    async def _stripped_state(self, room: Room, invite_nid: int) -> list[dict[str, Any]]:
+        state = await event_store.current_state(self.database.pool, room.room_nid)
+        by_key = await self.store.state_events(room, state)
+        stripped = [
+            {"type": e.type, "state_key": e.state_key, "content": e.content, "sender": e.sender}
+            for key, e in by_key.items() if key[0] in STRIPPED_STATE_TYPES
+        ]
+        invite = (await self.store.events(room, [invite_nid]))[invite_nid]
+        stripped.append({"type": invite.type, "state_key": invite.state_key, "content": invite.content,
+                         "sender": invite.sender})
+        return stripped

@@ -1,0 +1,206 @@
+"""Events, their auth edges, forward extremities, current state, memberships and transaction ids."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from homeserver.storage.users import Executor
+
+EVENT_COLUMNS = (
+    "event_nid, event_id, room_nid, stream_ordering, depth, type, state_key, sender, "
+    "origin_server_ts, json, rejected_reason, state_group"
+)
+
+
+async def next_stream_ordering(conn: Executor) -> int:
+    return await conn.fetchval("SELECT nextval('events_stream')")
+
+
+async def last_stream_ordering(conn: Executor) -> int:
+    """The last position handed out (0 before the first)."""
+    return await conn.fetchval("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM events_stream")
+
+
+async def insert_event(
+    conn: Executor, *, event_id: str, room_nid: int, stream_ordering: int | None, depth: int, event_type: str,
+    state_key: str | None, sender: str, origin_server_ts: int, json: str,
+) -> int:
+    """Store an event (stream_ordering None: an outlier); returns its event_nid."""
+    return await conn.fetchval(
+        "INSERT INTO events (event_id, room_nid, stream_ordering, depth, type, state_key, sender, "
+        "origin_server_ts, json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING event_nid",
+        event_id, room_nid, stream_ordering, depth, event_type, state_key, sender, origin_server_ts, json,
+    )
+
+
+async def set_state_group(conn: Executor, event_nid: int, group_id: int) -> None:
+    await conn.execute("UPDATE events SET state_group = $2 WHERE event_nid = $1", event_nid, group_id)
+
+
+async def add_auth_edges(conn: Executor, event_nid: int, auth_nids: Iterable[int]) -> None:
+    auth_nids = list(auth_nids)
+    if auth_nids:
+        await conn.execute(
+            "INSERT INTO event_auth (event_nid, auth_event_nid) SELECT $1, unnest($2::bigint[])",
+            event_nid, auth_nids,
+        )
+
+
+async def event_nids(conn: Executor, event_ids: Iterable[str]) -> dict[str, int]:
+    rows = await conn.fetch("SELECT event_id, event_nid FROM events WHERE event_id = ANY($1::text[])", list(event_ids))
+    return {r["event_id"]: r["event_nid"] for r in rows}
+
+
+async def events_by_nid(conn: Executor, nids: Iterable[int]) -> list[dict[str, Any]]:
+    rows = await conn.fetch(f"SELECT {EVENT_COLUMNS} FROM events WHERE event_nid = ANY($1::bigint[])", list(nids))
+    return [dict(r) for r in rows]
+
+
+async def event_by_id(conn: Executor, event_id: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow(f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id = $1", event_id)
+    return dict(row) if row is not None else None
+
+
+async def forward_extremities(conn: Executor, room_nid: int) -> list[int]:
+    rows = await conn.fetch("SELECT event_nid FROM forward_extremities WHERE room_nid = $1", room_nid)
+    return [r["event_nid"] for r in rows]
+
+
+async def replace_forward_extremities(conn: Executor, room_nid: int, remove: Iterable[int], add: int) -> None:
+    await conn.execute(
+        "DELETE FROM forward_extremities WHERE room_nid = $1 AND event_nid = ANY($2::bigint[])", room_nid, list(remove)
+    )
+    await conn.execute("INSERT INTO forward_extremities (room_nid, event_nid) VALUES ($1, $2)", room_nid, add)
+
+
+async def current_state(conn: Executor, room_nid: int) -> dict[int, int]:
+    rows = await conn.fetch("SELECT state_key_nid, event_nid FROM current_state WHERE room_nid = $1", room_nid)
+    return {r["state_key_nid"]: r["event_nid"] for r in rows}
+
+
+async def set_current_state(conn: Executor, room_nid: int, changes: dict[int, int]) -> None:
+    await conn.execute(
+        "INSERT INTO current_state (room_nid, state_key_nid, event_nid) "
+        "SELECT $1, * FROM unnest($2::bigint[], $3::bigint[]) "
+        "ON CONFLICT (room_nid, state_key_nid) DO UPDATE SET event_nid = EXCLUDED.event_nid",
+        room_nid, list(changes), list(changes.values()),
+    )
+
+
+async def set_membership(
+    conn: Executor, room_nid: int, user_id: str, membership: str, event_nid: int, stream_ordering: int
+) -> None:
+    await conn.execute(
+        "INSERT INTO room_memberships (room_nid, user_id, membership, event_nid, stream_ordering) "
+        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (room_nid, user_id) DO UPDATE SET "
+        "membership = EXCLUDED.membership, event_nid = EXCLUDED.event_nid, stream_ordering = EXCLUDED.stream_ordering",
+        room_nid, user_id, membership, event_nid, stream_ordering,
+    )
+
+
+async def rooms_of_user(conn: Executor, user_id: str, memberships: Iterable[str]) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT r.room_id, r.room_nid, r.room_version, m.membership, m.event_nid, m.stream_ordering "
+        "FROM room_memberships m JOIN rooms r USING (room_nid) WHERE m.user_id = $1 AND m.membership = ANY($2::text[])",
+        user_id, list(memberships),
+    )
+    return [dict(r) for r in rows]
+
+
+async def membership_changes_since(conn: Executor, user_id: str, since: int) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT r.room_id, r.room_nid, r.room_version, m.membership, m.event_nid, m.stream_ordering "
+        "FROM room_memberships m JOIN rooms r USING (room_nid) "
+        "WHERE m.user_id = $1 AND m.stream_ordering > $2 AND NOT m.forgotten",
+        user_id, since,
+    )
+    return [dict(r) for r in rows]
+
+
+async def forget_room(conn: Executor, room_nid: int, user_id: str) -> None:
+    await conn.execute(
+        "UPDATE room_memberships SET forgotten = TRUE WHERE room_nid = $1 AND user_id = $2", room_nid, user_id
+    )
+
+
+async def txn_ids_for_events(conn: Executor, user_id: str, device_id: str, event_ids: list[str]) -> dict[str, str]:
+    rows = await conn.fetch(
+        "SELECT event_id, txn_id FROM event_txn_ids WHERE user_id = $1 AND device_id = $2 AND event_id = ANY($3::text[])",
+        user_id, device_id, event_ids,
+    )
+    return {r["event_id"]: r["txn_id"] for r in rows}
+
+
+async def add_filter(conn: Executor, user_id: str, filter_json: str) -> int:
+    return await conn.fetchval(
+        "INSERT INTO user_filters (user_id, filter) VALUES ($1, $2::jsonb) RETURNING filter_id", user_id, filter_json
+    )
+
+
+async def get_filter(conn: Executor, user_id: str, filter_id: int) -> str | None:
+    return await conn.fetchval(
+        "SELECT filter::text FROM user_filters WHERE user_id = $1 AND filter_id = $2", user_id, filter_id
+    )
+
+
+async def members_of(conn: Executor, room_nid: int, memberships: Iterable[str]) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT user_id FROM room_memberships WHERE room_nid = $1 AND membership = ANY($2::text[])",
+        room_nid, list(memberships),
+    )
+    return [r["user_id"] for r in rows]
+
+
+async def membership_of(conn: Executor, room_nid: int, user_id: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow(
+        "SELECT membership, event_nid, stream_ordering FROM room_memberships WHERE room_nid = $1 AND user_id = $2",
+        room_nid, user_id,
+    )
+    return dict(row) if row is not None else None
+
+
+async def room_events(
+    conn: Executor, room_nid: int, after: int | None, upto: int | None, limit: int, newest_first: bool
+) -> list[dict[str, Any]]:
+    """Events with after < stream_ordering <= upto, the `limit` newest or oldest."""
+    order = "DESC" if newest_first else "ASC"
+    rows = await conn.fetch(
+        f"SELECT {EVENT_COLUMNS} FROM events WHERE room_nid = $1 AND stream_ordering IS NOT NULL "
+        "AND ($2::bigint IS NULL OR stream_ordering > $2) AND ($3::bigint IS NULL OR stream_ordering <= $3) "
+        f"AND rejected_reason IS NULL ORDER BY stream_ordering {order} LIMIT $4",
+        room_nid, after, upto, limit,
+    )
+    return [dict(r) for r in rows]
+
+
+async def rooms_with_events_since(conn: Executor, room_nids: list[int], since: int) -> set[int]:
+    rows = await conn.fetch(
+        "SELECT DISTINCT room_nid FROM events WHERE room_nid = ANY($1::bigint[]) AND stream_ordering > $2",
+        room_nids, since,
+    )
+    return {r["room_nid"] for r in rows}
+
+
+async def state_group_at(conn: Executor, room_nid: int, stream_ordering: int) -> int | None:
+    """The state group after the room's last event at or before a stream position."""
+    return await conn.fetchval(
+        "SELECT state_group FROM events WHERE room_nid = $1 AND stream_ordering <= $2 AND rejected_reason IS NULL "
+        "ORDER BY stream_ordering DESC LIMIT 1",
+        room_nid, stream_ordering,
+    )
+
+
+
+
+async def get_txn_event(conn: Executor, user_id: str, device_id: str, txn_id: str) -> str | None:
+    return await conn.fetchval(
+        "SELECT event_id FROM event_txn_ids WHERE user_id = $1 AND device_id = $2 AND txn_id = $3",
+        user_id, device_id, txn_id,
+    )
+
+
+async def add_txn_event(conn: Executor, user_id: str, device_id: str, txn_id: str, event_id: str, now_ms: int) -> None:
+    await conn.execute(
+        "INSERT INTO event_txn_ids (user_id, device_id, txn_id, event_id, created_ts) VALUES ($1, $2, $3, $4, $5)",
+        user_id, device_id, txn_id, event_id, now_ms,
+    )

@@ -1,0 +1,217 @@
+"""Rooms on one server over real HTTP: create, membership, send, state, history, sync."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.api.helpers import Api
+from tests.conftest import StartServer
+
+
+@pytest.fixture
+async def api(start_server: StartServer, http) -> Api:  # noqa: ANN001
+    return Api(http, await start_server(enable_registration=True, enable_registration_without_verification=True))
+
+
+async def users(api: Api, *names: str) -> list[str]:
+    return [(await api.register(name))["access_token"] for name in names]
+
+
+@pytest.mark.parametrize("version", [str(v) for v in range(1, 13)])
+async def test_create_room_every_version(api: Api, version: str) -> None:
+    (alice,) = await users(api, "alice")
+    status, body = await api.call("POST", "/createRoom", {"room_version": version, "name": "Test", "topic": "T"},
+                                  token=alice)
+    assert status == 200, body
+    room = body["room_id"]
+    status, state = await api.call("GET", f"/rooms/{room}/state", token=alice)
+    assert status == 200, state
+    types = {e["type"] for e in state}
+    assert {"m.room.create", "m.room.member", "m.room.power_levels", "m.room.join_rules",
+            "m.room.history_visibility", "m.room.name", "m.room.topic"} <= types
+    create = next(e for e in state if e["type"] == "m.room.create")
+    assert create["content"]["room_version"] == version
+    status, name = await api.call("GET", f"/rooms/{room}/state/m.room.name/", token=alice)
+    assert name == {"name": "Test"}
+    status, sent = await api.call("PUT", f"/rooms/{room}/send/m.room.message/t1", {"msgtype": "m.text", "body": "hi"},
+                                  token=alice)
+    assert status == 200 and sent["event_id"].startswith("$")
+
+
+async def test_bad_create_room(api: Api) -> None:
+    (alice,) = await users(api, "alice")
+    for body, errcode in (({"room_version": "99"}, "M_UNSUPPORTED_ROOM_VERSION"),
+                          ({"preset": "nope"}, "M_INVALID_PARAM"),
+                          ({"invite": ["not-a-user"]}, "M_INVALID_PARAM"),
+                          ({"name": 5}, "M_BAD_JSON"),
+                          ({"initial_state": [{"type": "x"}]}, "M_BAD_JSON")):
+        status, result = await api.call("POST", "/createRoom", body, token=alice)
+        assert (status, result["errcode"]) == (400, errcode), body
+
+
+async def test_membership_lifecycle(api: Api) -> None:
+    alice, bob, carol = await users(api, "alice", "bob", "carol")
+    _, created = await api.call("POST", "/createRoom", {"preset": "private_chat", "invite": ["@bob:test.local"]},
+                                token=alice)
+    room = created["room_id"]
+    status, body = await api.call("POST", f"/rooms/{room}/join", {}, token=carol)
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
+    status, body = await api.call("POST", f"/join/{room}", {}, token=bob)
+    assert (status, body) == (200, {"room_id": room})
+    _, joined = await api.call("GET", "/joined_rooms", token=bob)
+    assert joined == {"joined_rooms": [room]}
+    status, _ = await api.call("POST", f"/rooms/{room}/invite", {"user_id": "@carol:test.local"}, token=alice)
+    assert status == 200
+    status, _ = await api.call("POST", f"/rooms/{room}/join", {}, token=carol)
+    assert status == 200
+    _, members = await api.call("GET", f"/rooms/{room}/joined_members", token=alice)
+    assert set(members["joined"]) == {"@alice:test.local", "@bob:test.local", "@carol:test.local"}
+    assert members["joined"]["@bob:test.local"]["display_name"] == "bob"
+    status, body = await api.call("POST", f"/rooms/{room}/kick", {"user_id": "@alice:test.local"}, token=bob)
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
+    assert (await api.call("POST", f"/rooms/{room}/kick", {"user_id": "@carol:test.local", "reason": "bye"},
+                           token=alice))[0] == 200
+    assert (await api.call("POST", f"/rooms/{room}/ban", {"user_id": "@carol:test.local"}, token=alice))[0] == 200
+    status, body = await api.call("POST", f"/rooms/{room}/join", {}, token=carol)
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
+    assert (await api.call("POST", f"/rooms/{room}/unban", {"user_id": "@carol:test.local"}, token=alice))[0] == 200
+    assert (await api.call("POST", f"/rooms/{room}/leave", {}, token=bob))[0] == 200
+    _, joined = await api.call("GET", "/joined_rooms", token=bob)
+    assert joined == {"joined_rooms": []}
+    status, body = await api.call("POST", f"/rooms/{room}/invite", {}, token=alice)
+    assert (status, body["errcode"]) == (400, "M_MISSING_PARAM")
+    assert (await api.call("POST", f"/rooms/{room}/forget", {}, token=bob))[0] == 200
+    status, body = await api.call("POST", f"/rooms/{room}/forget", {}, token=alice)
+    assert status == 400
+
+
+async def test_sending_rules_and_transaction_ids(api: Api) -> None:
+    alice, bob = await users(api, "alice", "bob")
+    _, created = await api.call("POST", "/createRoom", {"preset": "public_chat"}, token=alice)
+    room = created["room_id"]
+    status, body = await api.call("PUT", f"/rooms/{room}/send/m.room.message/1", {"body": "x"}, token=bob)
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
+    await api.call("POST", f"/rooms/{room}/join", {}, token=bob)
+    _, first = await api.call("PUT", f"/rooms/{room}/send/m.room.message/same", {"body": "x"}, token=bob)
+    _, again = await api.call("PUT", f"/rooms/{room}/send/m.room.message/same", {"body": "x"}, token=bob)
+    assert first == again
+    status, body = await api.call("PUT", f"/rooms/{room}/state/m.room.topic", {"topic": "t"}, token=bob)
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
+    status, body = await api.call("PUT", f"/rooms/{room}/send/m.room.message/big", {"body": "x" * 70000}, token=bob)
+    assert (status, body["errcode"]) == (413, "M_TOO_LARGE")
+    status, body = await api.call("PUT", "/rooms/!nowhere:test.local/send/m.room.message/1", {"body": "x"}, token=bob)
+    assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
+    status, body = await api.call("PUT", f"/rooms/{room}/send/m.room.message/2", raw=b"nope", token=bob)
+    assert (status, body["errcode"]) == (400, "M_NOT_JSON")
+    status, body = await api.call("GET", f"/rooms/{room}/state/m.room.topic/", token=bob)
+    assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
+
+
+async def test_history_and_events(api: Api) -> None:
+    alice, bob = await users(api, "alice", "bob")
+    _, created = await api.call("POST", "/createRoom", {"preset": "public_chat"}, token=alice)
+    room = created["room_id"]
+    ids = []
+    for i in range(15):
+        _, sent = await api.call("PUT", f"/rooms/{room}/send/m.room.message/m{i}", {"body": str(i)}, token=alice)
+        ids.append(sent["event_id"])
+    status, page = await api.call("GET", f"/rooms/{room}/messages", token=alice, query={"dir": "b", "limit": "5"})
+    assert [e["content"]["body"] for e in page["chunk"]] == ["14", "13", "12", "11", "10"]
+    assert page["chunk"][0]["unsigned"]["transaction_id"] == "m14"
+    _, older = await api.call("GET", f"/rooms/{room}/messages", token=alice,
+                              query={"dir": "b", "limit": "5", "from": page["end"]})
+    assert [e["content"]["body"] for e in older["chunk"]] == ["9", "8", "7", "6", "5"]
+    _, forward = await api.call("GET", f"/rooms/{room}/messages", token=alice,
+                                query={"dir": "f", "limit": "3", "from": older["end"]})
+    assert [e["content"]["body"] for e in forward["chunk"]] == ["5", "6", "7"]
+    status, body = await api.call("GET", f"/rooms/{room}/messages", token=alice, query={"from": "garbage"})
+    assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
+    status, body = await api.call("GET", f"/rooms/{room}/messages", token=alice, query={"dir": "x"})
+    assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
+    status, event = await api.call("GET", f"/rooms/{room}/event/{ids[3]}", token=alice)
+    assert (status, event["content"]) == (200, {"body": "3"})
+    status, body = await api.call("GET", f"/rooms/{room}/event/{ids[3]}", token=bob)
+    assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
+    status, body = await api.call("GET", f"/rooms/{room}/messages", token=bob)
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
+
+
+async def test_sync_initial_incremental_and_long_poll(api: Api) -> None:
+    alice, bob = await users(api, "alice", "bob")
+    _, created = await api.call("POST", "/createRoom", {"preset": "private_chat", "name": "Chat",
+                                                        "invite": ["@bob:test.local"]}, token=alice)
+    room = created["room_id"]
+    status, first = await api.call("GET", "/sync", token=bob)
+    assert status == 200
+    invite = first["rooms"]["invite"][room]["invite_state"]["events"]
+    assert {"m.room.name", "m.room.member", "m.room.create", "m.room.join_rules"} <= {e["type"] for e in invite}
+    await api.call("POST", f"/rooms/{room}/join", {}, token=bob)
+    _, after_join = await api.call("GET", "/sync", token=bob, query={"since": first["next_batch"]})
+    joined = after_join["rooms"]["join"][room]
+    state_types = {e["type"] for e in joined["state"]["events"]} | {e["type"] for e in joined["timeline"]["events"]}
+    assert {"m.room.create", "m.room.power_levels", "m.room.name"} <= state_types
+    assert joined["summary"]["m.joined_member_count"] == 2
+
+    async def send_later() -> None:
+        await asyncio.sleep(0.3)
+        await api.call("PUT", f"/rooms/{room}/send/m.room.message/lp", {"body": "wake up"}, token=alice)
+
+    sender = asyncio.create_task(send_later())
+    started = asyncio.get_running_loop().time()
+    _, woken = await api.call("GET", "/sync", token=bob, query={"since": after_join["next_batch"], "timeout": "10000"})
+    await sender
+    assert asyncio.get_running_loop().time() - started < 5
+    timeline = woken["rooms"]["join"][room]["timeline"]
+    assert [e["content"].get("body") for e in timeline["events"]] == ["wake up"]
+    assert timeline["limited"] is False and woken["rooms"]["join"][room]["state"]["events"] == []
+    _, quiet = await api.call("GET", "/sync", token=bob, query={"since": woken["next_batch"], "timeout": "100"})
+    assert quiet["rooms"]["join"] == {} and quiet["next_batch"] == woken["next_batch"]
+
+    for i in range(12):
+        await api.call("PUT", f"/rooms/{room}/send/m.room.message/burst{i}", {"body": f"b{i}"}, token=alice)
+    await api.call("PUT", f"/rooms/{room}/state/m.room.topic", {"topic": "new topic"}, token=alice)
+    for i in range(12):
+        await api.call("PUT", f"/rooms/{room}/send/m.room.message/more{i}", {"body": f"c{i}"}, token=alice)
+    _, burst = await api.call("GET", "/sync", token=bob, query={"since": woken["next_batch"]})
+    timeline = burst["rooms"]["join"][room]["timeline"]
+    assert timeline["limited"] is True and len(timeline["events"]) == 10
+    assert [e["type"] for e in burst["rooms"]["join"][room]["state"]["events"]] == ["m.room.topic"]
+    _, older = await api.call("GET", f"/rooms/{room}/messages", token=bob,
+                              query={"dir": "b", "from": timeline["prev_batch"], "limit": "3"})
+    assert [e["content"].get("body", e["type"]) for e in older["chunk"]] == ["c1", "c0", "m.room.topic"]
+
+
+async def test_sync_filters_and_bad_input(api: Api) -> None:
+    (alice,) = await users(api, "alice")
+    status, created = await api.call("POST", "/user/@alice:test.local/filter",
+                                     {"room": {"timeline": {"limit": 2}}}, token=alice)
+    assert status == 200
+    assert (await api.call("GET", f"/user/@alice:test.local/filter/{created['filter_id']}", token=alice))[1] == {
+        "room": {"timeline": {"limit": 2}}}
+    _, made = await api.call("POST", "/createRoom", {}, token=alice)
+    _, synced = await api.call("GET", "/sync", token=alice, query={"filter": created["filter_id"]})
+    assert len(synced["rooms"]["join"][made["room_id"]]["timeline"]["events"]) == 2
+    _, inline = await api.call("GET", "/sync", token=alice, query={"filter": '{"room":{"timeline":{"limit":1}}}'})
+    assert len(inline["rooms"]["join"][made["room_id"]]["timeline"]["events"]) == 1
+    for query, errcode in (({"since": "bogus"}, "M_INVALID_PARAM"), ({"timeout": "-1"}, "M_INVALID_PARAM"),
+                           ({"filter": "{nope"}, "M_BAD_JSON"), ({"filter": "999"}, "M_INVALID_PARAM"),
+                           ({"filter": '{"room":{"timeline":{"limit":0}}}'}, "M_BAD_JSON")):
+        status, body = await api.call("GET", "/sync", token=alice, query=query)
+        assert (status, body["errcode"]) == (400, errcode), query
+    status, body = await api.call("POST", "/user/@bob:test.local/filter", {}, token=alice)
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
+
+
+async def test_deactivation_leaves_rooms(api: Api) -> None:
+    alice, bob = await users(api, "alice", "bob")
+    _, created = await api.call("POST", "/createRoom", {"preset": "public_chat"}, token=alice)
+    room = created["room_id"]
+    await api.call("POST", f"/rooms/{room}/join", {}, token=bob)
+    _, first = await api.call("POST", "/account/deactivate", {}, token=bob)
+    status, _ = await api.call("POST", "/account/deactivate", {"auth": {
+        "type": "m.login.password", "password": "password", "session": first["session"]}}, token=bob)
+    assert status == 200
+    _, members = await api.call("GET", f"/rooms/{room}/joined_members", token=alice)
+    assert set(members["joined"]) == {"@alice:test.local"}
