@@ -15,6 +15,7 @@ from homeserver.http.app import build_app
 from homeserver.services.account_data import AccountData
 from homeserver.services.accounts import Accounts
 from homeserver.services.admin_registration import AdminRegistration
+from homeserver.services.ephemeral import Receipts, Typing
 from homeserver.services.events import EventPipeline, EventStore, Persisted
 from homeserver.services.notifier import Notifier
 from homeserver.services.rooms import Rooms
@@ -62,10 +63,21 @@ class HomeServer:
         self.account_data = AccountData(database, self.notifier)
         self.event_store = EventStore(database)
         self.pipeline = EventPipeline(database, self.event_store, server_keys, self._after_persist)
-        self.rooms = Rooms(config, database, self.event_store, self.pipeline)
+        self.rooms = Rooms(config, database, self.event_store, self.pipeline, self.account_data)
         self.accounts.on_deactivate = self.rooms.leave_all
-        self.sync = Sync(database, self.event_store, self.pipeline, self.notifier)
+        self.typing = Typing(self.notifier, self._joined_members)
+        self.receipts = Receipts(database, self.event_store, self.notifier, self._joined_members)
+        self.sync = Sync(database, self.event_store, self.pipeline, self.notifier, self.typing, self.receipts,
+                         self.rooms)
         self._runners: list[web.AppRunner] = []
+
+    async def _joined_members(self, room_id: str) -> list[str]:
+        from homeserver.storage import events as event_store
+
+        room = await self.event_store.room(room_id)
+        if room is None:
+            return []
+        return await event_store.members_of(self.database.pool, room.room_nid, ("join",))
 
     async def _after_persist(self, persisted: Persisted) -> None:
         """Wake the syncs of everyone the event concerns."""

@@ -44,6 +44,7 @@ CREATE TABLE events (
     origin_server_ts BIGINT NOT NULL,
     json            TEXT NOT NULL,
     rejected_reason TEXT,
+    redacted_by     TEXT,
     state_group     BIGINT REFERENCES state_groups (group_id)
 );
 CREATE INDEX events_by_room_stream ON events (room_nid, stream_ordering);
@@ -98,3 +99,17 @@ CREATE TABLE event_txn_ids (
     PRIMARY KEY (user_id, device_id, txn_id)
 );
 CREATE INDEX event_txn_ids_by_event ON event_txn_ids (event_id);
+
+-- Read receipts (m.read, m.read.private; per thread), with a stream position for sync.
+CREATE SEQUENCE receipts_stream;
+CREATE TABLE receipts (
+    room_nid      BIGINT NOT NULL REFERENCES rooms (room_nid),
+    user_id       TEXT NOT NULL,
+    receipt_type  TEXT NOT NULL,
+    thread_id     TEXT NOT NULL DEFAULT '',
+    event_id      TEXT NOT NULL,
+    ts            BIGINT NOT NULL,
+    stream_id     BIGINT NOT NULL DEFAULT nextval('receipts_stream'),
+    PRIMARY KEY (room_nid, user_id, receipt_type, thread_id)
+);
+CREATE INDEX receipts_by_stream ON receipts (room_nid, stream_id);

@@ -7,7 +7,18 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from homeserver.config import ListenerConfig
-from homeserver.http import account_data, accounts, admin, devices, discovery, profile, rooms, server_keys, sync
+from homeserver.http import (
+    account_data,
+    accounts,
+    admin,
+    devices,
+    discovery,
+    profile,
+    room_extras,
+    rooms,
+    server_keys,
+    sync,
+)
 from homeserver.http.json import MAX_JSON_BODY
 from homeserver.http.keys import HOMESERVER
 from homeserver.http.middleware import access_log, cors, errors, make_forwarded_middleware
@@ -25,6 +36,7 @@ RESOURCE_ROUTES: dict[str, tuple[web.RouteTableDef, ...]] = {
         account_data.routes,
         admin.routes,
         rooms.routes,
+        room_extras.routes,
         sync.routes,
     ),
     "federation": (server_keys.routes,),

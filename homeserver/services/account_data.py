@@ -37,6 +37,34 @@ class AccountData:
         self.notifier.notify([user_id])
         return position
 
+    async def put_internal(self, user_id: str, room_id: str, data_type: str, content: dict[str, Any]) -> None:
+        """Server-managed types (the m.fully_read marker), set through their own endpoints."""
+        await account_data.put_account_data(self.database.pool, user_id, room_id, data_type, content)
+        self.notifier.notify([user_id])
+
+    async def tags(self, requester: Requester, user_id: str, room_id: str) -> dict[str, Any]:
+        self._check(requester, user_id, room_id, "m.tag")
+        content = await account_data.get_account_data(self.database.pool, user_id, room_id, "m.tag") or {}
+        tags = content.get("tags")
+        return tags if isinstance(tags, dict) else {}
+
+    async def set_tag(
+        self, requester: Requester, user_id: str, room_id: str, tag: str, body: dict[str, Any] | None
+    ) -> None:
+        """Add (with `body`) or remove (None) a tag."""
+        if len(tag) > MAX_TYPE_LENGTH:
+            raise invalid_param("Tag is too long")
+        if body is not None and "order" in body and (
+            not isinstance(body["order"], (int, float)) or isinstance(body["order"], bool)
+        ):
+            raise MatrixError(400, "M_BAD_JSON", "order must be a number")
+        tags = dict(await self.tags(requester, user_id, room_id))
+        if body is None:
+            tags.pop(tag, None)
+        else:
+            tags[tag] = body
+        await self.put(requester, user_id, room_id, "m.tag", {"tags": tags})
+
     async def get(self, requester: Requester, user_id: str, room_id: str, data_type: str) -> dict[str, Any]:
         self._check(requester, user_id, room_id, data_type)
         content = await account_data.get_account_data(self.database.pool, user_id, room_id, data_type)

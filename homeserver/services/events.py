@@ -21,6 +21,7 @@ from homeserver.core.event_builder import build_event, select_auth_events
 from homeserver.core.event_format import MAX_PDU_SIZE
 from homeserver.core.events import Event
 from homeserver.core.power_levels import CREATE_KEY
+from homeserver.core.redaction import redact
 from homeserver.core.room_versions import RoomVersion, get_room_version
 from homeserver.errors import MatrixError, forbidden, not_found
 from homeserver.services.server_keys import ServerKeys
@@ -111,7 +112,14 @@ class EventStore:
 
     @staticmethod
     def event_from_row(version: RoomVersion, row: dict[str, Any]) -> Event:
-        return Event.from_json(row["json"].encode("utf-8"), version, event_id=row["event_id"])
+        """The stored event; its redacted form once a redaction applied to it."""
+        event = Event.from_json(row["json"].encode("utf-8"), version, event_id=row["event_id"])
+        if row.get("redacted_by"):
+            return Event(redact(event.pdu, version), version, event_id=event.event_id)
+        return event
+
+    def forget_event(self, nid: int) -> None:
+        self._events.pop(nid, None)
 
     def cache_event(self, nid: int, event: Event) -> None:
         self._events.put(nid, event)

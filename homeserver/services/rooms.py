@@ -16,8 +16,10 @@ from typing import Any
 
 from homeserver.config import Config
 from homeserver.core.ids import is_valid_user_id, server_of
+from homeserver.core.power_levels import named_level, user_level
 from homeserver.core.room_versions import ROOM_VERSIONS, get_room_version
 from homeserver.errors import MatrixError, bad_json, forbidden, invalid_param, not_found
+from homeserver.services.account_data import AccountData
 from homeserver.services.events import EventPipeline, EventStore, Persisted, Room
 from homeserver.services.sessions import Requester
 from homeserver.storage import events as event_store
@@ -37,7 +39,9 @@ DEFAULT_EVENT_LEVELS = {
 MAX_HISTORY_PAGE = 1000
 
 
-def client_event(event: Any, stream: int | None = None, txn_id: str | None = None) -> dict[str, Any]:
+def client_event(
+    event: Any, stream: int | None = None, txn_id: str | None = None, redacted_because: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The client-server format of an event (no federation-only keys)."""
     pdu = event.pdu
     out: dict[str, Any] = {
@@ -57,6 +61,8 @@ def client_event(event: Any, stream: int | None = None, txn_id: str | None = Non
         unsigned.update({k: v for k, v in pdu["unsigned"].items() if k in ("prev_content", "replaces_state")})
     if txn_id is not None:
         unsigned["transaction_id"] = txn_id
+    if redacted_because is not None:
+        unsigned["redacted_because"] = redacted_because
     out["unsigned"] = unsigned
     return out
 
@@ -68,7 +74,10 @@ def _content(body: Any, what: str) -> dict[str, Any]:
 
 
 class Rooms:
-    def __init__(self, config: Config, database: Database, store: EventStore, pipeline: EventPipeline) -> None:
+    def __init__(
+        self, config: Config, database: Database, store: EventStore, pipeline: EventPipeline, account_data: AccountData
+    ) -> None:
+        self.account_data = account_data
         self.config = config
         self.database = database
         self.store = store
@@ -83,6 +92,18 @@ class Rooms:
     async def _require_joined(self, room: Room, user_id: str) -> None:
         if await self._membership(room, user_id) != "join":
             raise forbidden(f"User {user_id} is not in the room")
+
+    async def require_member(self, room_id: str, user_id: str) -> Room:
+        room = await self.store.require_room(room_id)
+        await self._require_joined(room, user_id)
+        return room
+
+    async def set_read_marker(self, requester: Requester, room_id: str, event_id: str) -> None:
+        room = await self.require_member(room_id, requester.user_id)
+        row = await event_store.event_by_id(self.database.pool, event_id)
+        if row is None or row["room_nid"] != room.room_nid:
+            raise not_found("Unknown event")
+        await self.account_data.put_internal(requester.user_id, room_id, "m.fully_read", {"event_id": event_id})
 
     async def _send(
         self, room: Room, sender: str, event_type: str, content: dict[str, Any], state_key: str | None = None,
@@ -218,6 +239,47 @@ class Rooms:
 
     # --- events -------------------------------------------------------------------------
 
+    async def client_events(self, requester: Requester, room: Room, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Stored events in client format: the requester's transaction ids, redactions applied."""
+        txns = await event_store.txn_ids_for_events(
+            self.database.pool, requester.user_id, requester.device_id, [r["event_id"] for r in rows]
+        )
+        because: dict[str, dict[str, Any]] = {}
+        for redaction_id in {r["redacted_by"] for r in rows if r.get("redacted_by")}:
+            row = await event_store.event_by_id(self.database.pool, redaction_id)
+            if row is not None:
+                because[redaction_id] = client_event(self.store.event_from_row(room.version, row))
+        return [
+            client_event(self.store.event_from_row(room.version, r), r["stream_ordering"], txns.get(r["event_id"]),
+                         because.get(r.get("redacted_by") or ""))
+            for r in rows
+        ]
+
+    async def redact(
+        self, requester: Requester, room_id: str, event_id: str, txn_id: str, body: dict[str, Any]
+    ) -> str:
+        """Redact an event: the sender's own, or anyone's with the redact power level."""
+        previous = await event_store.get_txn_event(self.database.pool, requester.user_id, requester.device_id, txn_id)
+        if previous is not None:
+            return previous
+        room = await self.store.require_room(room_id)
+        target = await event_store.event_by_id(self.database.pool, event_id)
+        if target is None or target["room_nid"] != room.room_nid:
+            raise not_found("Unknown event")
+        if target["sender"] != requester.user_id:
+            state = await self.store.state_events(room, await event_store.current_state(self.database.pool, room.room_nid))
+            if user_level(requester.user_id, state) < named_level(state, "redact"):
+                raise forbidden("You may only redact your own events")
+        content = {"reason": body["reason"]} if isinstance(body.get("reason"), str) else {}
+        persisted = await self._send(room, requester.user_id, "m.room.redaction", content, redacts=event_id)
+        await event_store.mark_redacted(self.database.pool, event_id, persisted.event.event_id)
+        self.store.forget_event(target["event_nid"])
+        await event_store.add_txn_event(
+            self.database.pool, requester.user_id, requester.device_id, txn_id, persisted.event.event_id,
+            int(time.time() * 1000),
+        )
+        return persisted.event.event_id
+
     async def send(
         self, requester: Requester, room_id: str, event_type: str, txn_id: str, content: dict[str, Any]
     ) -> str:
@@ -295,7 +357,7 @@ class Rooms:
         )
         if not visible:
             raise not_found("Event not found")
-        return client_event(self.store.event_from_row(room.version, row), row["stream_ordering"])
+        return (await self.client_events(requester, room, [row]))[0]
 
     async def messages(
         self, requester: Requester, room_id: str, from_token: str | None, direction: str, limit: int,
@@ -322,14 +384,7 @@ class Rooms:
             rows = await event_store.room_events(self.database.pool, room.room_nid, after, upto, limit, False)
             end = rows[-1]["stream_ordering"] if rows else None
         start = position if position is not None else (upto if direction == "b" else 0)
-        txns = await event_store.txn_ids_for_events(
-            self.database.pool, requester.user_id, requester.device_id, [r["event_id"] for r in rows]
-        )
-        chunk = [
-            client_event(self.store.event_from_row(room.version, r), r["stream_ordering"], txns.get(r["event_id"]))
-            for r in rows
-        ]
-        result: dict[str, Any] = {"chunk": chunk, "start": f"t{start}"}
+        result: dict[str, Any] = {"chunk": await self.client_events(requester, room, rows), "start": f"t{start}"}
         if end is not None and len(rows) == limit:
             result["end"] = f"t{end}"
         return result

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from homeserver.errors import bad_json, invalid_param, not_found
+from homeserver.services.ephemeral import Receipts, Typing
 from homeserver.services.events import EventPipeline, EventStore, Room
 from homeserver.services.notifier import Notifier
-from homeserver.services.rooms import client_event
+from homeserver.services.rooms import Rooms, client_event
 from homeserver.services.sessions import Requester
 from homeserver.storage import account_data as account_data_store
 from homeserver.storage import events as event_store
@@ -34,24 +35,32 @@ STRIPPED_STATE_TYPES = (
 class SyncToken:
     events: int
     account_data: int
+    receipts: int
+    typing: int
 
     def __str__(self) -> str:
-        return f"s{self.events}_{self.account_data}"
+        return f"s{self.events}_{self.account_data}_{self.receipts}_{self.typing}"
 
     @classmethod
     def parse(cls, raw: str) -> "SyncToken":
         parts = raw[1:].split("_") if raw.startswith("s") else []
-        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        if len(parts) != 4 or not all(p.isdigit() for p in parts):
             raise invalid_param(f"Invalid sync token {raw!r}")
-        return cls(int(parts[0]), int(parts[1]))
+        return cls(*(int(p) for p in parts))
 
 
 class Sync:
-    def __init__(self, database: Database, store: EventStore, pipeline: EventPipeline, notifier: Notifier) -> None:
+    def __init__(
+        self, database: Database, store: EventStore, pipeline: EventPipeline, notifier: Notifier,
+        typing: Typing, receipts: Receipts, rooms: Rooms,
+    ) -> None:
+        self.rooms = rooms
         self.database = database
         self.store = store
         self.pipeline = pipeline
         self.notifier = notifier
+        self.typing = typing
+        self.receipts = receipts
 
     async def create_filter(self, requester: Requester, definition: dict[str, Any]) -> str:
         await self._limit_of(definition)
@@ -116,7 +125,8 @@ class Sync:
 
     async def _current(self) -> SyncToken:
         events = await self.pipeline.current_position()
-        return SyncToken(events, await account_data_store.last_account_data_position(self.database.pool))
+        account = await account_data_store.last_account_data_position(self.database.pool)
+        return SyncToken(events, account, await self.receipts.position(), self.typing.serial)
 
     async def _build(
         self, requester: Requester, since: SyncToken | None, limit: int, full_state: bool
@@ -127,36 +137,49 @@ class Sync:
         joined: dict[str, Any] = {}
         invited: dict[str, Any] = {}
         left: dict[str, Any] = {}
+        current_joins = {
+            m["room_id"]: m for m in await event_store.rooms_of_user(pool, user_id, ("join",))
+            if m["stream_ordering"] <= now.events
+        }
         if since is None:
-            memberships = await event_store.rooms_of_user(pool, user_id, ("join", "invite"))
+            changes = await event_store.rooms_of_user(pool, user_id, ("invite",))
+            active: set[int] = set()
         else:
-            memberships = await event_store.membership_changes_since(pool, user_id, since.events)
-            changed_joins = {m["room_nid"] for m in memberships}
-            current_joins = await event_store.rooms_of_user(pool, user_id, ("join",))
+            changes = await event_store.membership_changes_since(pool, user_id, since.events)
             active = await event_store.rooms_with_events_since(
-                pool, [m["room_nid"] for m in current_joins], since.events
+                pool, [m["room_nid"] for m in current_joins.values()], since.events
             )
-            memberships += [m for m in current_joins if m["room_nid"] in active and m["room_nid"] not in changed_joins]
-        for row in memberships:
-            if row["stream_ordering"] > now.events:
+        account = await account_data_store.account_data_since(pool, user_id, since.account_data if since else 0)
+        account = [a for a in account if a[3] <= now.account_data]
+        room_data: dict[str, list[dict[str, Any]]] = {}
+        for room_id, data_type, content, _stream in account:
+            if room_id:
+                room_data.setdefault(room_id, []).append({"type": data_type, "content": content})
+        receipt_events = await self.receipts.receipt_events(
+            user_id, {m["room_nid"]: room_id for room_id, m in current_joins.items()},
+            since.receipts if since else 0, now.receipts,
+        )
+        fresh_joins = {m["room_id"] for m in changes if m["membership"] == "join" and m["stream_ordering"] <= now.events}
+        for room_id, membership in current_joins.items():
+            ephemeral = [e for e in (self.typing.typing_event(room_id, since.typing if since else None),
+                                     receipt_events.get(room_id)) if e]
+            fresh = since is None or full_state or room_id in fresh_joins
+            if not (fresh or membership["room_nid"] in active or ephemeral or room_id in room_data):
+                continue
+            room = await self.store.require_room(room_id)
+            entry = await self._room(requester, room, None if fresh else since, now.events, limit)
+            entry["ephemeral"] = {"events": ephemeral}
+            entry["account_data"] = {"events": room_data.get(room_id, [])}
+            joined[room_id] = entry
+        for row in changes:
+            if row["stream_ordering"] > now.events or row["room_id"] in current_joins:
                 continue
             room = await self.store.require_room(row["room_id"])
-            fresh = since is None or full_state or (row["membership"] == "join" and row["stream_ordering"] > since.events)
-            if row["membership"] == "join":
-                joined[room.room_id] = await self._room(requester, room, None if fresh else since, now.events, limit)
-            elif row["membership"] == "invite":
+            if row["membership"] == "invite":
                 invited[room.room_id] = {"invite_state": {"events": await self._stripped_state(room, row["event_nid"])}}
             elif since is not None and row["membership"] in ("leave", "ban"):
                 left[room.room_id] = await self._room(requester, room, since, row["stream_ordering"], limit)
-        account = await account_data_store.account_data_since(pool, user_id, since.account_data if since else 0)
-        global_data = [{"type": t, "content": c} for room_id, t, c, _s in account if room_id == "" and _s <= now.account_data]
-        room_data: dict[str, list[dict[str, Any]]] = {}
-        for room_id, data_type, content, stream in account:
-            if room_id and stream <= now.account_data:
-                room_data.setdefault(room_id, []).append({"type": data_type, "content": content})
-        for room_id, items in room_data.items():
-            if room_id in joined:
-                joined[room_id]["account_data"] = {"events": items}
+        global_data = [{"type": t, "content": c} for room_id, t, c, _s in account if room_id == ""]
         changed = bool(joined or invited or left or global_data)
         response = {
             "next_batch": str(now),
@@ -189,13 +212,7 @@ class Sync:
         else:
             state = {}
         state_events = await self.store.events(room, state.values())
-        txns = await event_store.txn_ids_for_events(
-            pool, requester.user_id, requester.device_id, [r["event_id"] for r in rows]
-        )
-        timeline = [
-            client_event(self.store.event_from_row(room.version, r), r["stream_ordering"], txns.get(r["event_id"]))
-            for r in rows
-        ]
+        timeline = await self.rooms.client_events(requester, room, rows)
         joined_count = len(await event_store.members_of(pool, room.room_nid, ("join",)))
         invited_count = len(await event_store.members_of(pool, room.room_nid, ("invite",)))
         return {

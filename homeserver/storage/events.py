@@ -8,7 +8,7 @@ from homeserver.storage.users import Executor
 
 EVENT_COLUMNS = (
     "event_nid, event_id, room_nid, stream_ordering, depth, type, state_key, sender, "
-    "origin_server_ts, json, rejected_reason, state_group"
+    "origin_server_ts, json, rejected_reason, redacted_by, state_group"
 )
 
 
@@ -203,4 +203,10 @@ async def add_txn_event(conn: Executor, user_id: str, device_id: str, txn_id: st
     await conn.execute(
         "INSERT INTO event_txn_ids (user_id, device_id, txn_id, event_id, created_ts) VALUES ($1, $2, $3, $4, $5)",
         user_id, device_id, txn_id, event_id, now_ms,
+    )
+
+
+async def mark_redacted(conn: Executor, event_id: str, redaction_id: str) -> None:
+    await conn.execute(
+        "UPDATE events SET redacted_by = $2 WHERE event_id = $1 AND redacted_by IS NULL", event_id, redaction_id
     )
