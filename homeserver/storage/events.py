@@ -210,3 +210,14 @@ async def mark_redacted(conn: Executor, event_id: str, redaction_id: str) -> Non
     await conn.execute(
         "UPDATE events SET redacted_by = $2 WHERE event_id = $1 AND redacted_by IS NULL", event_id, redaction_id
     )
+
+
+async def state_events_with_auth(conn: Executor, room_nid: int, after_nid: int) -> list[dict[str, Any]]:
+    """A room's state events after `after_nid`, oldest first, with their auth event nids."""
+    rows = await conn.fetch(
+        f"SELECT {EVENT_COLUMNS}, "
+        "ARRAY(SELECT auth_event_nid FROM event_auth a WHERE a.event_nid = e.event_nid) AS auth_nids "
+        "FROM events e WHERE room_nid = $1 AND state_key IS NOT NULL AND event_nid > $2 ORDER BY event_nid",
+        room_nid, after_nid,
+    )
+    return [dict(r) for r in rows]
