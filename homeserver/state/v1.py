@@ -69,15 +69,25 @@ def resolve_v1(graph: RoomGraph, state_sets: Sequence[StateMap]) -> StateMap:
     if len(state_sets) == 1:
         return dict(state_sets[0])
     unconflicted, conflicted_nids = _separate(state_sets)
-    events, keys = graph.events, graph.keys
+    events, keys, rejected = graph.events, graph.keys, graph.rejected
     auth: dict[Key, Event] = {}
     for nids in conflicted_nids.values():
         for nid in nids:
+            if rejected[nid]:
+                continue
             for key in _types_for(events[nid]):
                 knid = graph.key_nid.get(key)
-                if key not in auth and knid is not None and knid in unconflicted:
+                if key not in auth and knid is not None and knid in unconflicted and not rejected[unconflicted[knid]]:
                     auth[key] = events[unconflicted[knid]]
-    conflicted = {k: [events[n] for n in nids] for k, nids in conflicted_nids.items()}
+    # Rejected events take no part (Synapse loads events without the rejected ones): a key
+    # left with one candidate is settled, with none it is dropped.
+    conflicted: dict[int, list[Event]] = {}
+    for knid, nids in conflicted_nids.items():
+        candidates = [events[n] for n in nids if not rejected[n]]
+        if len(candidates) > 1:
+            conflicted[knid] = candidates
+        elif candidates:
+            unconflicted[knid] = graph.nid_of[candidates[0].event_id]
     resolved: dict[int, Event] = {}
     power_key = graph.key_nid.get(("m.room.power_levels", ""))
     if power_key in conflicted:

@@ -29,9 +29,16 @@ def synapse_resolution(fixture: Fixture) -> list[tuple[str, str, str]]:
     events=st.integers(40, 160),
     seed=st.integers(0, 2**32),
     forks=st.integers(2, 6),
+    rejections=st.lists(st.integers(1, 10**6), max_size=3),
 )
-def test_random_rooms_resolve_like_synapse(shape: str, room_version: str, events: int, seed: int, forks: int) -> None:
-    fixture = Fixture(Path("random.json"), generate(shape, room_version, events, seed, forks=forks))
+def test_random_rooms_resolve_like_synapse(
+    shape: str, room_version: str, events: int, seed: int, forks: int, rejections: list[int]
+) -> None:
+    data = generate(shape, room_version, events, seed, forks=forks)
+    # Rejected events (Synapse semantics): never admitted, never used as auth events.
+    candidates = [e["event_id"] for e in data["events"][1:] if "state_key" in e["pdu"]]
+    data["rejected"] = {candidates[r % len(candidates)]: "test" for r in rejections}
+    fixture = Fixture(Path("random.json"), data)
     graph, state_sets = fixture.graph()
     ours = graph.triples(resolve(graph, state_sets))
     assert ours == synapse_resolution(fixture)
