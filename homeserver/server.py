@@ -65,6 +65,7 @@ class HomeServer:
         self.pipeline = EventPipeline(database, self.event_store, server_keys, self._after_persist)
         self.rooms = Rooms(config, database, self.event_store, self.pipeline, self.account_data)
         self.accounts.on_deactivate = self.rooms.leave_all
+        self.profiles.on_change = self.rooms.propagate_profile
         self.typing = Typing(self.notifier, self._joined_members)
         self.receipts = Receipts(database, self.event_store, self.notifier, self._joined_members)
         self.sync = Sync(database, self.event_store, self.pipeline, self.notifier, self.typing, self.receipts,

@@ -92,7 +92,45 @@ async def get_state_event(request: web.Request) -> web.Response:
 
 async def members(request: web.Request) -> web.Response:
     requester = await require_user(request)
-    return json_response({"chunk": await request.app[HOMESERVER].rooms.members(requester, request.match_info["room"])})
+    query = request.query
+    for key in ("membership", "not_membership"):
+        if key in query and query[key] not in ("join", "invite", "knock", "leave", "ban"):
+            raise invalid_param(f"{key} must be one of join, invite, knock, leave, ban")
+    chunk = await request.app[HOMESERVER].rooms.members(
+        requester, request.match_info["room"], query.get("at"), query.get("membership"), query.get("not_membership")
+    )
+    return json_response({"chunk": chunk})
+
+
+def _int_query(request: web.Request, key: str, default: int | None = None) -> int:
+    raw = request.query.get(key)
+    if raw is None:
+        if default is None:
+            raise missing_param(f"{key} is required")
+        return default
+    if not raw.isdigit():
+        raise invalid_param(f"{key} must be a non-negative integer")
+    return int(raw)
+
+
+async def context(request: web.Request) -> web.Response:
+    requester = await require_user(request)
+    limit = min(_int_query(request, "limit", 10), 100)
+    result = await request.app[HOMESERVER].rooms.context(
+        requester, request.match_info["room"], request.match_info["event_id"], limit
+    )
+    return json_response(result)
+
+
+async def timestamp_to_event(request: web.Request) -> web.Response:
+    requester = await require_user(request)
+    direction = request.query.get("dir")
+    if direction not in ("f", "b"):
+        raise invalid_param("dir must be 'f' or 'b'")
+    result = await request.app[HOMESERVER].rooms.timestamp_to_event(
+        requester, request.match_info["room"], _int_query(request, "ts"), direction == "f"
+    )
+    return json_response(result)
 
 
 async def joined_members(request: web.Request) -> web.Response:
@@ -142,3 +180,5 @@ _add("GET", "/rooms/{room}/members", members)
 _add("GET", "/rooms/{room}/joined_members", joined_members)
 _add("GET", "/rooms/{room}/event/{event_id}", get_event)
 _add("GET", "/rooms/{room}/messages", messages)
+_add("GET", "/rooms/{room}/context/{event_id}", context)
+routes.get("/_matrix/client/v1/rooms/{room}/timestamp_to_event")(timestamp_to_event)

@@ -6,7 +6,7 @@ service; remote profiles arrive with federation.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from homeserver.config import Config
 from homeserver.core.ids import server_of
@@ -22,6 +22,8 @@ class Profiles:
     def __init__(self, config: Config, database: Database) -> None:
         self.config = config
         self.database = database
+        self.on_change: Callable[[str], Awaitable[None]] | None = None
+        """Propagates a change into room memberships; set by the server with the rooms service."""
 
     async def get(self, user_id: str) -> dict[str, Any]:
         if server_of(user_id) != self.config.server_name:
@@ -43,3 +45,5 @@ class Profiles:
         if field == "avatar_url" and value and not value.startswith("mxc://"):
             raise MatrixError(400, "M_INVALID_PARAM", "avatar_url must be an mxc:// URI")
         await profiles.set_profile_field(self.database.pool, user_id, field, value or None)
+        if self.on_change is not None:
+            await self.on_change(user_id)

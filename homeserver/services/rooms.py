@@ -330,11 +330,75 @@ class Rooms:
         event = (await self.store.events(room, [state[key_nid]]))[state[key_nid]]
         return event.content
 
-    async def members(self, requester: Requester, room_id: str) -> list[dict[str, Any]]:
+    async def members(
+        self, requester: Requester, room_id: str, at: str | None = None, membership: str | None = None,
+        not_membership: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Member events, as of `at` (a sync or pagination token) and filtered by membership."""
         room = await self.store.require_room(room_id)
         state = await self._visible_state(room, requester.user_id)
+        if at is not None:
+            position = min(parse_position(at), await self._visible_position(room, requester.user_id))
+            group = await event_store.state_group_at(self.database.pool, room.room_nid, position)
+            state = await self.store.state_group(group) if group is not None else {}
         by_key = await self.store.state_events(room, state)
-        return [client_event(e) for key, e in by_key.items() if key[0] == "m.room.member"]
+        return [
+            client_event(e) for key, e in by_key.items()
+            if key[0] == "m.room.member" and (membership is None or e.membership == membership)
+            and (not_membership is None or e.membership != not_membership)
+        ]
+
+    async def _visible_position(self, room: Room, user_id: str) -> int:
+        """The last stream position the user may see in the room (their leave, or now)."""
+        row = await event_store.membership_of(self.database.pool, room.room_nid, user_id)
+        if row is not None and row["membership"] in ("leave", "ban"):
+            return row["stream_ordering"]
+        return await self.pipeline.current_position()
+
+    async def context(self, requester: Requester, room_id: str, event_id: str, limit: int) -> dict[str, Any]:
+        """`/context`: the event, up to `limit` events around it, and the state at the last one returned."""
+        room = await self.store.require_room(room_id)
+        target = await event_store.event_by_id(self.database.pool, event_id)
+        ceiling = await self._visible_position(room, requester.user_id)
+        await self._visible_state(room, requester.user_id)
+        if target is None or target["room_nid"] != room.room_nid or target["stream_ordering"] is None \
+                or target["stream_ordering"] > ceiling:
+            raise not_found("Event not found")
+        position = target["stream_ordering"]
+        before = await event_store.room_events(self.database.pool, room.room_nid, None, position - 1, limit // 2, True)
+        after = await event_store.room_events(
+            self.database.pool, room.room_nid, position, ceiling, limit - len(before), False
+        )
+        last = after[-1]["stream_ordering"] if after else position
+        group = await event_store.state_group_at(self.database.pool, room.room_nid, last)
+        state = await self.store.state_group(group) if group is not None else {}
+        state_events = await self.store.events(room, state.values())
+        return {
+            "event": (await self.client_events(requester, room, [target]))[0],
+            "events_before": await self.client_events(requester, room, before),
+            "events_after": await self.client_events(requester, room, after),
+            "start": f"t{(before[-1]['stream_ordering'] if before else position) - 1}",
+            "end": f"t{last}",
+            "state": [client_event(e) for e in state_events.values()],
+        }
+
+    async def timestamp_to_event(self, requester: Requester, room_id: str, ts: int, forwards: bool) -> dict[str, Any]:
+        room = await self.store.require_room(room_id)
+        await self._visible_state(room, requester.user_id)
+        found = await event_store.event_near_timestamp(self.database.pool, room.room_nid, ts, forwards)
+        if found is None:
+            raise not_found(f"No event found {'after' if forwards else 'before'} {ts}")
+        return {"event_id": found["event_id"], "origin_server_ts": found["origin_server_ts"]}
+
+    async def propagate_profile(self, user_id: str) -> None:
+        """A new displayname or avatar goes into the user's membership in every joined room."""
+        for row in await event_store.rooms_of_user(self.database.pool, user_id, ("join",)):
+            room = await self.store.require_room(row["room_id"])
+            try:
+                await self._send(room, user_id, "m.room.member", await self._member_content(user_id, "join", {}),
+                                 user_id)
+            except MatrixError:
+                continue
 
     async def joined_members(self, requester: Requester, room_id: str) -> dict[str, Any]:
         room = await self.store.require_room(room_id)

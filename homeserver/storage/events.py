@@ -221,3 +221,16 @@ async def state_events_with_auth(conn: Executor, room_nid: int, after_nid: int) 
         room_nid, after_nid,
     )
     return [dict(r) for r in rows]
+
+
+async def event_near_timestamp(conn: Executor, room_nid: int, ts: int, forwards: bool) -> dict[str, Any] | None:
+    """The first event at or after `ts` (forwards), or the last at or before it."""
+    if forwards:
+        query = ("SELECT event_id, origin_server_ts FROM events WHERE room_nid = $1 AND origin_server_ts >= $2 "
+                 "AND stream_ordering IS NOT NULL AND rejected_reason IS NULL ORDER BY origin_server_ts, stream_ordering LIMIT 1")
+    else:
+        query = ("SELECT event_id, origin_server_ts FROM events WHERE room_nid = $1 AND origin_server_ts <= $2 "
+                 "AND stream_ordering IS NOT NULL AND rejected_reason IS NULL "
+                 "ORDER BY origin_server_ts DESC, stream_ordering DESC LIMIT 1")
+    row = await conn.fetchrow(query, room_nid, ts)
+    return dict(row) if row is not None else None

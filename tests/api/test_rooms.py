@@ -215,3 +215,61 @@ async def test_deactivation_leaves_rooms(api: Api) -> None:
     assert status == 200
     _, members = await api.call("GET", f"/rooms/{room}/joined_members", token=alice)
     assert set(members["joined"]) == {"@alice:test.local"}
+
+
+async def test_profile_changes_reach_rooms(api: Api) -> None:
+    alice, bob = await users(api, "alice", "bob")
+    _, created = await api.call("POST", "/createRoom", {"preset": "public_chat"}, token=alice)
+    room = created["room_id"]
+    await api.call("POST", f"/rooms/{room}/join", {}, token=bob)
+    await api.call("PUT", "/profile/@bob:test.local/displayname", {"displayname": "Bobby"}, token=bob)
+    _, members = await api.call("GET", f"/rooms/{room}/joined_members", token=alice)
+    assert members["joined"]["@bob:test.local"]["display_name"] == "Bobby"
+    _, member = await api.call("GET", f"/rooms/{room}/state/m.room.member/@bob:test.local", token=alice)
+    assert member == {"membership": "join", "displayname": "Bobby"}
+
+
+async def test_members_filters_context_and_timestamps(api: Api) -> None:
+    alice, bob, carol = await users(api, "alice", "bob", "carol")
+    _, created = await api.call("POST", "/createRoom", {"preset": "public_chat"}, token=alice)
+    room = created["room_id"]
+    await api.call("POST", f"/rooms/{room}/join", {}, token=bob)
+    _, before_carol = await api.call("GET", "/sync", token=alice)
+    ids = []
+    for i in range(6):
+        _, sent = await api.call("PUT", f"/rooms/{room}/send/m.room.message/c{i}", {"body": str(i)}, token=alice)
+        ids.append(sent["event_id"])
+    await api.call("POST", f"/rooms/{room}/invite", {"user_id": "@carol:test.local"}, token=alice)
+    await api.call("POST", f"/rooms/{room}/leave", {}, token=bob)
+
+    async def member_ids(**query: str) -> set[str]:
+        status, body = await api.call("GET", f"/rooms/{room}/members", token=alice, query=query)
+        assert status == 200, body
+        return {e["state_key"] for e in body["chunk"]}
+
+    assert await member_ids() == {"@alice:test.local", "@bob:test.local", "@carol:test.local"}
+    assert await member_ids(membership="join") == {"@alice:test.local"}
+    assert await member_ids(not_membership="leave") == {"@alice:test.local", "@carol:test.local"}
+    assert await member_ids(at=before_carol["next_batch"]) == {"@alice:test.local", "@bob:test.local"}
+    status, body = await api.call("GET", f"/rooms/{room}/members", token=alice, query={"membership": "dancing"})
+    assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
+
+    status, context = await api.call("GET", f"/rooms/{room}/context/{ids[3]}", token=alice, query={"limit": "4"})
+    assert status == 200
+    assert context["event"]["content"] == {"body": "3"}
+    assert [e["content"]["body"] for e in context["events_before"]] == ["2", "1"]
+    assert [e["content"]["body"] for e in context["events_after"]] == ["4", "5"]
+    assert any(e["type"] == "m.room.create" for e in context["state"])
+    status, body = await api.call("GET", f"/rooms/{room}/context/$missing", token=alice)
+    assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
+
+    _, event = await api.call("GET", f"/rooms/{room}/event/{ids[2]}", token=alice)
+    found = await api.call("GET", f"/_matrix/client/v1/rooms/{room}/timestamp_to_event", token=alice,
+                           query={"ts": str(event["origin_server_ts"]), "dir": "f"})
+    assert found[0] == 200 and found[1]["origin_server_ts"] >= event["origin_server_ts"]
+    status, body = await api.call("GET", f"/_matrix/client/v1/rooms/{room}/timestamp_to_event", token=alice,
+                                  query={"ts": "1", "dir": "b"})
+    assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
+    status, body = await api.call("GET", f"/_matrix/client/v1/rooms/{room}/timestamp_to_event", token=alice,
+                                  query={"ts": "x", "dir": "f"})
+    assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
