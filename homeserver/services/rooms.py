@@ -239,6 +239,34 @@ class Rooms:
 
     # --- events -------------------------------------------------------------------------
 
+    async def visible_rows(self, requester: Requester, room: Room, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The events the user may see under the room's history visibility (client-server API
+        "History visibility"), judged as Synapse does: with the visibility and the user's
+        membership in the state at each event, and whether the user is joined now."""
+        if not rows:
+            return rows
+        current = await event_store.membership_of(self.database.pool, room.room_nid, requester.user_id)
+        joined_now = current is not None and current["membership"] == "join"
+        keys = await self.store.key_nids([("m.room.history_visibility", ""), ("m.room.member", requester.user_id)])
+        visibility_key = keys.get(("m.room.history_visibility", ""))
+        member_key = keys.get(("m.room.member", requester.user_id))
+        visible = []
+        for row in rows:
+            state = await self.store.state_group(row["state_group"]) if row["state_group"] is not None else {}
+            wanted = [n for n in (state.get(visibility_key), state.get(member_key)) if n is not None]
+            events = await self.store.events(room, wanted)
+            visibility_event = events.get(state.get(visibility_key, -1))
+            member_event = events.get(state.get(member_key, -1))
+            visibility = visibility_event.content.get("history_visibility", "shared") if visibility_event else "shared"
+            membership = member_event.membership if member_event else None
+            own_membership = row["type"] == "m.room.member" and row["state_key"] == requester.user_id
+            if (
+                own_membership or membership == "join" or visibility == "world_readable"
+                or (joined_now and (visibility == "shared" or (visibility == "invited" and membership == "invite")))
+            ):
+                visible.append(row)
+        return visible
+
     async def client_events(self, requester: Requester, room: Room, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Stored events in client format: the requester's transaction ids, redactions applied."""
         txns = await event_store.txn_ids_for_events(
@@ -373,10 +401,12 @@ class Rooms:
         group = await event_store.state_group_at(self.database.pool, room.room_nid, last)
         state = await self.store.state_group(group) if group is not None else {}
         state_events = await self.store.events(room, state.values())
+        if not await self.visible_rows(requester, room, [target]):
+            raise not_found("Event not found")
         return {
             "event": (await self.client_events(requester, room, [target]))[0],
-            "events_before": await self.client_events(requester, room, before),
-            "events_after": await self.client_events(requester, room, after),
+            "events_before": await self.client_events(requester, room, await self.visible_rows(requester, room, before)),
+            "events_after": await self.client_events(requester, room, await self.visible_rows(requester, room, after)),
             "start": f"t{(before[-1]['stream_ordering'] if before else position) - 1}",
             "end": f"t{last}",
             "state": [client_event(e) for e in state_events.values()],
@@ -419,7 +449,7 @@ class Rooms:
             membership["membership"] == "join"
             or (row["stream_ordering"] is not None and row["stream_ordering"] <= membership["stream_ordering"])
         )
-        if not visible:
+        if not visible or not await self.visible_rows(requester, room, [row]):
             raise not_found("Event not found")
         return (await self.client_events(requester, room, [row]))[0]
 
@@ -448,7 +478,8 @@ class Rooms:
             rows = await event_store.room_events(self.database.pool, room.room_nid, after, upto, limit, False)
             end = rows[-1]["stream_ordering"] if rows else None
         start = position if position is not None else (upto if direction == "b" else 0)
-        result: dict[str, Any] = {"chunk": await self.client_events(requester, room, rows), "start": f"t{start}"}
+        visible = await self.visible_rows(requester, room, rows)
+        result: dict[str, Any] = {"chunk": await self.client_events(requester, room, visible), "start": f"t{start}"}
         if end is not None and len(rows) == limit:
             result["end"] = f"t{end}"
         return result

@@ -212,7 +212,7 @@ class Sync:
         else:
             state = {}
         state_events = await self.store.events(room, state.values())
-        timeline = await self.rooms.client_events(requester, room, rows)
+        timeline = await self.rooms.client_events(requester, room, await self.rooms.visible_rows(requester, room, rows))
         joined_count = len(await event_store.members_of(pool, room.room_nid, ("join",)))
         invited_count = len(await event_store.members_of(pool, room.room_nid, ("invite",)))
         return {

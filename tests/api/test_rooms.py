@@ -273,3 +273,26 @@ async def test_members_filters_context_and_timestamps(api: Api) -> None:
     status, body = await api.call("GET", f"/_matrix/client/v1/rooms/{room}/timestamp_to_event", token=alice,
                                   query={"ts": "x", "dir": "f"})
     assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
+
+
+@pytest.mark.parametrize(
+    ("visibility", "sees_before_invite", "sees_between_invite_and_join"),
+    [("shared", True, True), ("invited", False, True), ("joined", False, False), ("world_readable", True, True)],
+)
+async def test_history_visibility(
+    api: Api, visibility: str, sees_before_invite: bool, sees_between_invite_and_join: bool
+) -> None:
+    alice, bob = await users(api, "alice", "bob")
+    _, created = await api.call("POST", "/createRoom", {"preset": "private_chat", "initial_state": [
+        {"type": "m.room.history_visibility", "content": {"history_visibility": visibility}}]}, token=alice)
+    room = created["room_id"]
+    await api.call("PUT", f"/rooms/{room}/send/m.room.message/1", {"body": "before invite"}, token=alice)
+    await api.call("POST", f"/rooms/{room}/invite", {"user_id": "@bob:test.local"}, token=alice)
+    await api.call("PUT", f"/rooms/{room}/send/m.room.message/2", {"body": "after invite"}, token=alice)
+    await api.call("POST", f"/rooms/{room}/join", {}, token=bob)
+    await api.call("PUT", f"/rooms/{room}/send/m.room.message/3", {"body": "after join"}, token=alice)
+    _, page = await api.call("GET", f"/rooms/{room}/messages", token=bob, query={"limit": "50"})
+    bodies = {e["content"].get("body") for e in page["chunk"] if e["type"] == "m.room.message"}
+    assert ("before invite" in bodies) == sees_before_invite
+    assert ("after invite" in bodies) == sees_between_invite_and_join
+    assert "after join" in bodies
