@@ -113,3 +113,17 @@ CREATE TABLE receipts (
     PRIMARY KEY (room_nid, user_id, receipt_type, thread_id)
 );
 CREATE INDEX receipts_by_stream ON receipts (room_nid, stream_id);
+
+-- Relations (m.relates_to): edits, threads, references, annotations; for /relations,
+-- /threads and bundled aggregations.
+CREATE TABLE event_relations (
+    event_nid       BIGINT PRIMARY KEY REFERENCES events (event_nid),
+    room_nid        BIGINT NOT NULL REFERENCES rooms (room_nid),
+    relates_to_id   TEXT NOT NULL,
+    rel_type        TEXT NOT NULL,
+    event_type      TEXT NOT NULL,
+    sender          TEXT NOT NULL,
+    stream_ordering BIGINT NOT NULL
+);
+CREATE INDEX event_relations_by_parent ON event_relations (relates_to_id, rel_type, stream_ordering);
+CREATE INDEX event_relations_threads ON event_relations (room_nid, rel_type, stream_ordering);

@@ -179,6 +179,35 @@ _add("GET", "/rooms/{room}/state/{type}/{state_key:.*}", get_state_event)
 _add("GET", "/rooms/{room}/members", members)
 _add("GET", "/rooms/{room}/joined_members", joined_members)
 _add("GET", "/rooms/{room}/event/{event_id}", get_event)
+async def relations(request: web.Request) -> web.Response:
+    requester = await require_user(request)
+    direction = request.query.get("dir", "b")
+    if direction not in ("b", "f"):
+        raise invalid_param("dir must be 'b' or 'f'")
+    info = request.match_info
+    result = await request.app[HOMESERVER].rooms.relations(
+        requester, info["room"], info["event_id"], info.get("rel_type"), info.get("event_type"),
+        request.query.get("from"), request.query.get("to"), max(1, min(_int_query(request, "limit", 50), 1000)),
+        direction,
+    )
+    return json_response(result)
+
+
+async def threads(request: web.Request) -> web.Response:
+    requester = await require_user(request)
+    include = request.query.get("include", "all")
+    if include not in ("all", "participated"):
+        raise invalid_param("include must be 'all' or 'participated'")
+    result = await request.app[HOMESERVER].rooms.threads(
+        requester, request.match_info["room"], include == "participated", request.query.get("from"),
+        max(1, min(_int_query(request, "limit", 50), 1000)),
+    )
+    return json_response(result)
+
+
 _add("GET", "/rooms/{room}/messages", messages)
+for _suffix in ("", "/{rel_type}", "/{rel_type}/{event_type}"):
+    routes.get("/_matrix/client/v1/rooms/{room}/relations/{event_id}" + _suffix)(relations)
+routes.get("/_matrix/client/v1/rooms/{room}/threads")(threads)
 _add("GET", "/rooms/{room}/context/{event_id}", context)
 routes.get("/_matrix/client/v1/rooms/{room}/timestamp_to_event")(timestamp_to_event)

@@ -335,6 +335,13 @@ class EventPipeline:
                 origin_server_ts=event.origin_server_ts, json=event.raw.decode("utf-8"),
             )
             await event_store.add_auth_edges(conn, event_nid, set(auth_nids))
+            relates = event.content.get("m.relates_to")
+            if isinstance(relates, dict) and isinstance(relates.get("rel_type"), str) \
+                    and isinstance(relates.get("event_id"), str):
+                await event_store.add_relation(
+                    conn, event_nid, room.room_nid, relates["event_id"], relates["rel_type"], event.type,
+                    event.sender, stream,
+                )
             after = dict(state)
             group = before_group
             if key_nid is not None or group is None:

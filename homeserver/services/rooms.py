@@ -277,11 +277,83 @@ class Rooms:
             row = await event_store.event_by_id(self.database.pool, redaction_id)
             if row is not None:
                 because[redaction_id] = client_event(self.store.event_from_row(room.version, row))
-        return [
-            client_event(self.store.event_from_row(room.version, r), r["stream_ordering"], txns.get(r["event_id"]),
-                         because.get(r.get("redacted_by") or ""))
-            for r in rows
-        ]
+        bundles = await self._bundled_aggregations(requester, room, [r for r in rows if not r.get("redacted_by")])
+        serialised = []
+        for r in rows:
+            event = client_event(self.store.event_from_row(room.version, r), r["stream_ordering"],
+                                 txns.get(r["event_id"]), because.get(r.get("redacted_by") or ""))
+            if r["event_id"] in bundles:
+                event["unsigned"]["m.relations"] = bundles[r["event_id"]]
+            serialised.append(event)
+        return serialised
+
+    async def _bundled_aggregations(
+        self, requester: Requester, room: Room, rows: list[dict[str, Any]]
+    ) -> dict[str, dict[str, Any]]:
+        """`unsigned.m.relations` (client-server API "Aggregations of child events"): threads with
+        their latest event and count, the latest edit, references."""
+        if not rows:
+            return {}
+        senders = {r["event_id"]: r["sender"] for r in rows}
+        summaries = await event_store.relation_summaries(self.database.pool, list(senders), requester.user_id)
+        latest = await self.store.events(room, [s["latest_nid"] for s in summaries if s["rel_type"] in ("m.thread", "m.replace")])
+        bundles: dict[str, dict[str, Any]] = {}
+        for summary in summaries:
+            parent = summary["relates_to_id"]
+            if summary["rel_type"] == "m.thread":
+                bundles.setdefault(parent, {})["m.thread"] = {
+                    "latest_event": client_event(latest[summary["latest_nid"]]),
+                    "count": summary["count"],
+                    "current_user_participated": summary["participated"] or senders[parent] == requester.user_id,
+                }
+            elif summary["rel_type"] == "m.replace":
+                bundles.setdefault(parent, {})["m.replace"] = client_event(latest[summary["latest_nid"]])
+            elif summary["rel_type"] == "m.reference":
+                bundles.setdefault(parent, {})["m.reference"] = {
+                    "chunk": [{"event_id": child} for child in summary["child_ids"]]
+                }
+        return bundles
+
+    async def relations(
+        self, requester: Requester, room_id: str, event_id: str, rel_type: str | None, event_type: str | None,
+        from_token: str | None, to_token: str | None, limit: int, direction: str,
+    ) -> dict[str, Any]:
+        """`/relations`: the children of an event, newest first by default."""
+        room = await self.store.require_room(room_id)
+        await self._visible_state(room, requester.user_id)
+        parent = await event_store.event_by_id(self.database.pool, event_id)
+        if parent is None or parent["room_nid"] != room.room_nid or not await self.visible_rows(requester, room, [parent]):
+            raise not_found("Event not found")
+        position = parse_position(from_token) if from_token else None
+        bound = parse_position(to_token) if to_token else None
+        newest_first = direction == "b"
+        after, before = (bound, position) if newest_first else (position, bound)
+        rows = await event_store.related_events(
+            self.database.pool, room.room_nid, event_id, rel_type, event_type, after, before, limit, newest_first
+        )
+        visible = await self.visible_rows(requester, room, rows)
+        result: dict[str, Any] = {"chunk": await self.client_events(requester, room, visible)}
+        if len(rows) == limit:
+            result["next_batch"] = f"t{rows[-1]['stream_ordering']}"
+        return result
+
+    async def threads(
+        self, requester: Requester, room_id: str, participated_only: bool, from_token: str | None, limit: int
+    ) -> dict[str, Any]:
+        """`/threads`: thread roots, most recently active first."""
+        room = await self.store.require_room(room_id)
+        await self._visible_state(room, requester.user_id)
+        before = parse_position(from_token) if from_token else None
+        roots = await event_store.thread_roots(
+            self.database.pool, room.room_nid, requester.user_id if participated_only else None, before, limit
+        )
+        rows = [r for r in [await event_store.event_by_id(self.database.pool, t["relates_to_id"]) for t in roots]
+                if r is not None and r["room_nid"] == room.room_nid]
+        visible = await self.visible_rows(requester, room, rows)
+        result: dict[str, Any] = {"chunk": await self.client_events(requester, room, visible)}
+        if len(roots) == limit:
+            result["next_batch"] = f"t{roots[-1]['latest']}"
+        return result
 
     async def redact(
         self, requester: Requester, room_id: str, event_id: str, txn_id: str, body: dict[str, Any]
@@ -301,6 +373,7 @@ class Rooms:
         content = {"reason": body["reason"]} if isinstance(body.get("reason"), str) else {}
         persisted = await self._send(room, requester.user_id, "m.room.redaction", content, redacts=event_id)
         await event_store.mark_redacted(self.database.pool, event_id, persisted.event.event_id)
+        await event_store.delete_relation(self.database.pool, event_id)
         self.store.forget_event(target["event_nid"])
         await event_store.add_txn_event(
             self.database.pool, requester.user_id, requester.device_id, txn_id, persisted.event.event_id,

@@ -234,3 +234,63 @@ async def event_near_timestamp(conn: Executor, room_nid: int, ts: int, forwards:
                  "ORDER BY origin_server_ts DESC, stream_ordering DESC LIMIT 1")
     row = await conn.fetchrow(query, room_nid, ts)
     return dict(row) if row is not None else None
+
+
+async def add_relation(
+    conn: Executor, event_nid: int, room_nid: int, relates_to_id: str, rel_type: str, event_type: str, sender: str,
+    stream_ordering: int,
+) -> None:
+    await conn.execute(
+        "INSERT INTO event_relations (event_nid, room_nid, relates_to_id, rel_type, event_type, sender, stream_ordering) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        event_nid, room_nid, relates_to_id, rel_type, event_type, sender, stream_ordering,
+    )
+
+
+async def delete_relation(conn: Executor, event_id: str) -> None:
+    await conn.execute(
+        "DELETE FROM event_relations WHERE event_nid = (SELECT event_nid FROM events WHERE event_id = $1)", event_id
+    )
+
+
+async def related_events(
+    conn: Executor, room_nid: int, parent_id: str, rel_type: str | None, event_type: str | None,
+    after: int | None, before: int | None, limit: int, newest_first: bool,
+) -> list[dict[str, Any]]:
+    order = "DESC" if newest_first else "ASC"
+    rows = await conn.fetch(
+        f"SELECT {', '.join('e.' + c.strip() for c in EVENT_COLUMNS.split(','))} FROM event_relations r "
+        "JOIN events e USING (event_nid) WHERE r.room_nid = $1 AND r.relates_to_id = $2 "
+        "AND ($3::text IS NULL OR r.rel_type = $3) AND ($4::text IS NULL OR r.event_type = $4) "
+        "AND ($5::bigint IS NULL OR r.stream_ordering > $5) AND ($6::bigint IS NULL OR r.stream_ordering < $6) "
+        f"ORDER BY r.stream_ordering {order} LIMIT $7",
+        room_nid, parent_id, rel_type, event_type, after, before, limit,
+    )
+    return [dict(r) for r in rows]
+
+
+async def relation_summaries(conn: Executor, parent_ids: list[str], user_id: str) -> list[dict[str, Any]]:
+    """Per parent and relation type: count, latest child, whether `user_id` took part."""
+    rows = await conn.fetch(
+        "SELECT r.relates_to_id, r.rel_type, count(*) AS count, bool_or(r.sender = $2) AS participated, "
+        "(array_agg(r.event_nid ORDER BY r.stream_ordering DESC))[1] AS latest_nid, "
+        "array_agg(e.event_id ORDER BY r.stream_ordering) AS child_ids "
+        "FROM event_relations r JOIN events e USING (event_nid) "
+        "WHERE r.relates_to_id = ANY($1::text[]) AND e.redacted_by IS NULL GROUP BY r.relates_to_id, r.rel_type",
+        parent_ids, user_id,
+    )
+    return [dict(r) for r in rows]
+
+
+async def thread_roots(
+    conn: Executor, room_nid: int, user_id: str | None, before: int | None, limit: int
+) -> list[dict[str, Any]]:
+    """Thread roots, most recently active first (`user_id`: only threads they took part in)."""
+    rows = await conn.fetch(
+        "SELECT relates_to_id, max(stream_ordering) AS latest FROM event_relations "
+        "WHERE room_nid = $1 AND rel_type = 'm.thread' GROUP BY relates_to_id "
+        "HAVING ($2::text IS NULL OR bool_or(sender = $2) OR EXISTS (SELECT 1 FROM events WHERE event_id = relates_to_id AND sender = $2)) "
+        "AND ($3::bigint IS NULL OR max(stream_ordering) < $3) ORDER BY latest DESC LIMIT $4",
+        room_nid, user_id, before, limit,
+    )
+    return [dict(r) for r in rows]
