@@ -152,6 +152,13 @@ class LoginRateLimits:
     failed_attempts: RateLimit = RateLimit(0.17, 3)
 
 
+@dataclass(frozen=True)
+class PresenceConfig:
+    """Synapse's `presence` section."""
+
+    enabled: bool = True
+
+
 def _default_listeners() -> tuple[ListenerConfig, ...]:
     return (ListenerConfig(port=8008, x_forwarded=True),)
 
@@ -179,6 +186,7 @@ class Config:
     rc_login: LoginRateLimits = LoginRateLimits()
     rc_registration: RateLimit = RateLimit(0.17, 3)
     rc_exempt_users: tuple[str, ...] = ()
+    presence: PresenceConfig = PresenceConfig()
     default_room_version: str = "12"
 
     def __post_init__(self) -> None:

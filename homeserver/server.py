@@ -18,6 +18,7 @@ from homeserver.services.admin_registration import AdminRegistration
 from homeserver.services.ephemeral import Receipts, Typing
 from homeserver.services.events import EventPipeline, EventStore, Persisted
 from homeserver.services.notifier import Notifier
+from homeserver.services.presence import Presence
 from homeserver.services.rooms import Rooms
 from homeserver.services.sync import Sync
 from homeserver.services.profiles import Profiles
@@ -68,8 +69,9 @@ class HomeServer:
         self.profiles.on_change = self.rooms.propagate_profile
         self.typing = Typing(self.notifier, self._joined_members)
         self.receipts = Receipts(database, self.event_store, self.notifier, self._joined_members)
+        self.presence = Presence(config.presence.enabled, database, self.notifier)
         self.sync = Sync(database, self.event_store, self.pipeline, self.notifier, self.typing, self.receipts,
-                         self.rooms)
+                         self.rooms, self.presence)
         self._runners: list[web.AppRunner] = []
 
     async def _joined_members(self, room_id: str) -> list[str]:

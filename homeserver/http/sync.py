@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from homeserver.errors import forbidden, invalid_param
+from homeserver.errors import forbidden, invalid_param, missing_param
 from homeserver.http.auth import client_paths, require_user
 from homeserver.http.json import json_body, json_response
 from homeserver.http.keys import HOMESERVER
@@ -20,8 +20,12 @@ async def sync(request: web.Request) -> web.Response:
     full_state = request.query.get("full_state", "false")
     if full_state not in ("true", "false"):
         raise invalid_param("full_state must be true or false")
+    set_presence = request.query.get("set_presence", "online")
+    if set_presence not in ("online", "offline", "unavailable"):
+        raise invalid_param("set_presence must be online, offline or unavailable")
     result = await request.app[HOMESERVER].sync.sync(
-        requester, request.query.get("since"), int(raw_timeout), full_state == "true", request.query.get("filter")
+        requester, request.query.get("since"), int(raw_timeout), full_state == "true", request.query.get("filter"),
+        set_presence,
     )
     return json_response(result)
 
@@ -48,3 +52,25 @@ for _full in client_paths("/user/{user_id}/filter"):
     routes.post(_full)(create_filter)
 for _full in client_paths("/user/{user_id}/filter/{filter_id}"):
     routes.get(_full)(get_filter)
+
+
+async def set_presence(request: web.Request) -> web.Response:
+    requester = await require_user(request)
+    if request.match_info["user_id"] != requester.user_id:
+        raise forbidden("Cannot set the presence of other users")
+    body = await json_body(request)
+    state = body.get("presence")
+    if not isinstance(state, str):
+        raise missing_param("presence is required")
+    await request.app[HOMESERVER].presence.set(requester.user_id, state, body.get("status_msg"))
+    return json_response({})
+
+
+async def get_presence(request: web.Request) -> web.Response:
+    requester = await require_user(request)
+    return json_response(await request.app[HOMESERVER].presence.get(requester.user_id, request.match_info["user_id"]))
+
+
+for _full in client_paths("/presence/{user_id}/status"):
+    routes.put(_full)(set_presence)
+    routes.get(_full)(get_presence)

@@ -37,6 +37,12 @@ class AccountData:
         self.notifier.notify([user_id])
         return position
 
+    async def ignored_users(self, user_id: str) -> set[str]:
+        """Users in `m.ignored_user_list`, whose events the user does not see."""
+        content = await account_data.get_account_data(self.database.pool, user_id, "", "m.ignored_user_list") or {}
+        ignored = content.get("ignored_users")
+        return set(ignored) if isinstance(ignored, dict) else set()
+
     async def put_internal(self, user_id: str, room_id: str, data_type: str, content: dict[str, Any]) -> None:
         """Server-managed types (the m.fully_read marker), set through their own endpoints."""
         await account_data.put_account_data(self.database.pool, user_id, room_id, data_type, content)

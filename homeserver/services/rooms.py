@@ -245,6 +245,8 @@ class Rooms:
         membership in the state at each event, and whether the user is joined now."""
         if not rows:
             return rows
+        ignored = await self.account_data.ignored_users(requester.user_id)
+        rows = [r for r in rows if r["state_key"] is not None or r["sender"] not in ignored]
         current = await event_store.membership_of(self.database.pool, room.room_nid, requester.user_id)
         joined_now = current is not None and current["membership"] == "join"
         keys = await self.store.key_nids([("m.room.history_visibility", ""), ("m.room.member", requester.user_id)])

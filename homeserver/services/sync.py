@@ -17,6 +17,7 @@ from homeserver.errors import bad_json, invalid_param, not_found
 from homeserver.services.ephemeral import Receipts, Typing
 from homeserver.services.events import EventPipeline, EventStore, Room
 from homeserver.services.notifier import Notifier
+from homeserver.services.presence import Presence
 from homeserver.services.rooms import Rooms, client_event
 from homeserver.services.sessions import Requester
 from homeserver.storage import account_data as account_data_store
@@ -32,19 +33,26 @@ STRIPPED_STATE_TYPES = (
 
 
 @dataclass(frozen=True)
+class SyncFilter:
+    limit: int
+    lazy_load_members: bool
+
+
+@dataclass(frozen=True)
 class SyncToken:
     events: int
     account_data: int
     receipts: int
     typing: int
+    presence: int
 
     def __str__(self) -> str:
-        return f"s{self.events}_{self.account_data}_{self.receipts}_{self.typing}"
+        return f"s{self.events}_{self.account_data}_{self.receipts}_{self.typing}_{self.presence}"
 
     @classmethod
     def parse(cls, raw: str) -> "SyncToken":
         parts = raw[1:].split("_") if raw.startswith("s") else []
-        if len(parts) != 4 or not all(p.isdigit() for p in parts):
+        if len(parts) != 5 or not all(p.isdigit() for p in parts):
             raise invalid_param(f"Invalid sync token {raw!r}")
         return cls(*(int(p) for p in parts))
 
@@ -52,9 +60,10 @@ class SyncToken:
 class Sync:
     def __init__(
         self, database: Database, store: EventStore, pipeline: EventPipeline, notifier: Notifier,
-        typing: Typing, receipts: Receipts, rooms: Rooms,
+        typing: Typing, receipts: Receipts, rooms: Rooms, presence: Presence,
     ) -> None:
         self.rooms = rooms
+        self.presence = presence
         self.database = database
         self.store = store
         self.pipeline = pipeline
@@ -63,7 +72,7 @@ class Sync:
         self.receipts = receipts
 
     async def create_filter(self, requester: Requester, definition: dict[str, Any]) -> str:
-        await self._limit_of(definition)
+        self._parse_filter(definition)
         return str(await event_store.add_filter(self.database.pool, requester.user_id, json.dumps(definition)))
 
     async def get_filter(self, requester: Requester, filter_id: str) -> dict[str, Any]:
@@ -74,21 +83,28 @@ class Sync:
         return json.loads(stored)
 
     @staticmethod
-    async def _limit_of(definition: Any) -> int:
+    def _parse_filter(definition: Any) -> SyncFilter:
+        """The parts of a filter (client-server API filter.yaml) that sync applies."""
         if not isinstance(definition, dict):
             raise bad_json("a filter must be an object")
         room = definition.get("room", {})
-        timeline = room.get("timeline", {}) if isinstance(room, dict) else None
-        if not isinstance(timeline, dict):
-            raise bad_json("room.timeline must be an object")
+        if not isinstance(room, dict):
+            raise bad_json("room must be an object")
+        timeline = room.get("timeline", {})
+        state = room.get("state", {})
+        if not isinstance(timeline, dict) or not isinstance(state, dict):
+            raise bad_json("room.timeline and room.state must be objects")
         limit = timeline.get("limit", DEFAULT_TIMELINE_LIMIT)
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
             raise bad_json("room.timeline.limit must be a positive integer")
-        return min(limit, 100)
+        lazy = state.get("lazy_load_members", False)
+        if not isinstance(lazy, bool):
+            raise bad_json("room.state.lazy_load_members must be a boolean")
+        return SyncFilter(min(limit, 100), lazy)
 
-    async def filter_limit(self, requester: Requester, raw_filter: str | None) -> int:
+    async def load_filter(self, requester: Requester, raw_filter: str | None) -> SyncFilter:
         if raw_filter is None:
-            return DEFAULT_TIMELINE_LIMIT
+            return SyncFilter(DEFAULT_TIMELINE_LIMIT, False)
         if raw_filter.startswith("{"):
             try:
                 definition = json.loads(raw_filter)
@@ -101,13 +117,15 @@ class Sync:
             if stored is None:
                 raise invalid_param("Unknown filter")
             definition = json.loads(stored)
-        return await self._limit_of(definition)
+        return self._parse_filter(definition)
 
     async def sync(
-        self, requester: Requester, since: str | None, timeout_ms: int, full_state: bool, raw_filter: str | None
+        self, requester: Requester, since: str | None, timeout_ms: int, full_state: bool, raw_filter: str | None,
+        set_presence: str = "online",
     ) -> dict[str, Any]:
         token = SyncToken.parse(since) if since else None
-        limit = await self.filter_limit(requester, raw_filter)
+        limit = await self.load_filter(requester, raw_filter)
+        await self.presence.set(requester.user_id, set_presence, keep_message=True)
         timeout_ms = max(0, min(timeout_ms, MAX_TIMEOUT_MS))
         waiter = self.notifier.listen(requester.user_id)
         try:
@@ -126,10 +144,10 @@ class Sync:
     async def _current(self) -> SyncToken:
         events = await self.pipeline.current_position()
         account = await account_data_store.last_account_data_position(self.database.pool)
-        return SyncToken(events, account, await self.receipts.position(), self.typing.serial)
+        return SyncToken(events, account, await self.receipts.position(), self.typing.serial, self.presence.serial)
 
     async def _build(
-        self, requester: Requester, since: SyncToken | None, limit: int, full_state: bool
+        self, requester: Requester, since: SyncToken | None, limit: SyncFilter, full_state: bool
     ) -> tuple[dict[str, Any], bool]:
         now = await self._current()
         pool = self.database.pool
@@ -180,12 +198,13 @@ class Sync:
             elif since is not None and row["membership"] in ("leave", "ban"):
                 left[room.room_id] = await self._room(requester, room, since, row["stream_ordering"], limit)
         global_data = [{"type": t, "content": c} for room_id, t, c, _s in account if room_id == ""]
-        changed = bool(joined or invited or left or global_data)
+        presence = await self.presence.events_since(user_id, since.presence if since else None)
+        changed = bool(joined or invited or left or global_data or presence)
         response = {
             "next_batch": str(now),
             "rooms": {"join": joined, "invite": invited, "leave": left, "knock": {}},
             "account_data": {"events": global_data},
-            "presence": {"events": []},
+            "presence": {"events": presence},
             "to_device": {"events": []},
             "device_lists": {"changed": [], "left": []},
             "device_one_time_keys_count": {},
@@ -193,9 +212,10 @@ class Sync:
         return response, changed
 
     async def _room(
-        self, requester: Requester, room: Room, since: SyncToken | None, upto: int, limit: int
+        self, requester: Requester, room: Room, since: SyncToken | None, upto: int, sync_filter: SyncFilter
     ) -> dict[str, Any]:
         pool = self.database.pool
+        limit = sync_filter.limit
         after = since.events if since else None
         rows = await event_store.room_events(pool, room.room_nid, after, upto, limit + 1, True)
         limited = len(rows) > limit
@@ -211,16 +231,28 @@ class Sync:
             state = {k: v for k, v in state_at_start.items() if before.get(k) != v}
         else:
             state = {}
+        visible = await self.rooms.visible_rows(requester, room, rows)
+        current = await self.store.state_events(room, await event_store.current_state(pool, room.room_nid))
+        if sync_filter.lazy_load_members:
+            # Members only for who speaks in the timeline (and the user themself), as of its start.
+            wanted = {r["sender"] for r in visible} | {requester.user_id}
+            names = await self.store.key_names(set(state) | set(state_at_start))
+            state = {k: v for k, v in state.items() if names[k][0] != "m.room.member"}
+            state.update({k: v for k, v in state_at_start.items()
+                          if names[k][0] == "m.room.member" and names[k][1] in wanted})
         state_events = await self.store.events(room, state.values())
-        timeline = await self.rooms.client_events(requester, room, await self.rooms.visible_rows(requester, room, rows))
-        joined_count = len(await event_store.members_of(pool, room.room_nid, ("join",)))
-        invited_count = len(await event_store.members_of(pool, room.room_nid, ("invite",)))
+        timeline = await self.rooms.client_events(requester, room, visible)
+        joined = sorted(k[1] for k, e in current.items() if k[0] == "m.room.member" and e.membership == "join")
+        invited = sorted(k[1] for k, e in current.items() if k[0] == "m.room.member" and e.membership == "invite")
+        summary: dict[str, Any] = {"m.joined_member_count": len(joined), "m.invited_member_count": len(invited)}
+        if ("m.room.name", "") not in current and ("m.room.canonical_alias", "") not in current:
+            summary["m.heroes"] = [u for u in joined + invited if u != requester.user_id][:5]
         return {
             "timeline": {"events": timeline, "limited": limited, "prev_batch": f"t{first - 1}"},
             "state": {"events": [client_event(e) for e in state_events.values()]},
             "ephemeral": {"events": []},
             "account_data": {"events": []},
-            "summary": {"m.joined_member_count": joined_count, "m.invited_member_count": invited_count},
+            "summary": summary,
             "unread_notifications": {"notification_count": 0, "highlight_count": 0},
         }
 

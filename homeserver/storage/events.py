@@ -294,3 +294,14 @@ async def thread_roots(
         room_nid, user_id, before, limit,
     )
     return [dict(r) for r in rows]
+
+
+async def users_sharing_rooms(conn: Executor, user_id: str) -> set[str]:
+    """Everyone joined to a room `user_id` is joined to (themself included)."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT other.user_id FROM room_memberships mine "
+        "JOIN room_memberships other USING (room_nid) "
+        "WHERE mine.user_id = $1 AND mine.membership = 'join' AND other.membership = 'join'",
+        user_id,
+    )
+    return {r["user_id"] for r in rows} | {user_id}

@@ -1,0 +1,89 @@
+"""Presence, ignored users, lazy-loaded members and room summaries in sync."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.api.helpers import Api
+from tests.conftest import StartServer
+
+OPEN = {"enable_registration": True, "enable_registration_without_verification": True}
+
+
+async def setup(api: Api, *names: str) -> tuple[str, list[str]]:
+    tokens = [(await api.register(n))["access_token"] for n in names]
+    _, created = await api.call("POST", "/createRoom", {"preset": "public_chat"}, token=tokens[0])
+    for token in tokens[1:]:
+        await api.call("POST", f"/rooms/{created['room_id']}/join", {}, token=token)
+    return created["room_id"], tokens
+
+
+async def test_presence(start_server: StartServer, http) -> None:  # noqa: ANN001
+    api = Api(http, await start_server(**OPEN))
+    _room, (alice, bob, carol) = await setup(api, "alice", "bob", "carol")
+    loner = (await api.register("loner"))["access_token"]
+    _, start = await api.call("GET", "/sync", token=bob)
+    status, _ = await api.call("PUT", "/presence/@alice:test.local/status",
+                               {"presence": "unavailable", "status_msg": "lunch"}, token=alice)
+    assert status == 200
+    status, body = await api.call("GET", "/presence/@alice:test.local/status", token=bob)
+    assert body["presence"] == "unavailable" and body["status_msg"] == "lunch"
+    _, synced = await api.call("GET", "/sync", token=bob, query={"since": start["next_batch"], "timeout": "1000"})
+    alice_presence = [e for e in synced["presence"]["events"] if e["sender"] == "@alice:test.local"]
+    assert alice_presence and alice_presence[-1]["content"]["status_msg"] == "lunch"
+    status, body = await api.call("GET", "/presence/@alice:test.local/status", token=loner)
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
+    status, body = await api.call("PUT", "/presence/@alice:test.local/status", {"presence": "away"}, token=alice)
+    assert (status, body["errcode"]) == (400, "M_BAD_JSON")
+    status, body = await api.call("PUT", "/presence/@bob:test.local/status", {"presence": "online"}, token=alice)
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
+    status, body = await api.call("GET", "/sync", token=carol, query={"set_presence": "sleepy"})
+    assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
+
+
+async def test_presence_switched_off(start_server: StartServer, http) -> None:  # noqa: ANN001
+    from homeserver.config import PresenceConfig
+
+    api = Api(http, await start_server(**OPEN, presence=PresenceConfig(enabled=False)))
+    _room, (alice, bob) = await setup(api, "alice", "bob")
+    await api.call("PUT", "/presence/@alice:test.local/status", {"presence": "online", "status_msg": "hi"}, token=alice)
+    _, body = await api.call("GET", "/presence/@alice:test.local/status", token=bob)
+    assert body == {"presence": "offline"}
+    _, synced = await api.call("GET", "/sync", token=bob)
+    assert synced["presence"]["events"] == []
+
+
+async def test_ignored_users(start_server: StartServer, http) -> None:  # noqa: ANN001
+    api = Api(http, await start_server(**OPEN))
+    room, (alice, bob) = await setup(api, "alice", "bob")
+    await api.call("PUT", "/user/@alice:test.local/account_data/m.ignored_user_list",
+                   {"ignored_users": {"@bob:test.local": {}}}, token=alice)
+    await api.call("PUT", f"/rooms/{room}/send/m.room.message/1", {"body": "from bob"}, token=bob)
+    await api.call("PUT", f"/rooms/{room}/send/m.room.message/2", {"body": "from alice"}, token=alice)
+    _, page = await api.call("GET", f"/rooms/{room}/messages", token=alice)
+    bodies = [e["content"].get("body") for e in page["chunk"] if e["type"] == "m.room.message"]
+    assert bodies == ["from alice"]
+    _, synced = await api.call("GET", "/sync", token=alice)
+    timeline = synced["rooms"]["join"][room]["timeline"]["events"]
+    assert "from bob" not in [e["content"].get("body") for e in timeline]
+
+
+async def test_lazy_loading_and_heroes(start_server: StartServer, http) -> None:  # noqa: ANN001
+    api = Api(http, await start_server(**OPEN))
+    room, tokens = await setup(api, "alice", "bob", "carol", "dave", "erin", "fred", "gina")
+    for i in range(12):
+        await api.call("PUT", f"/rooms/{room}/send/m.room.message/{i}", {"body": str(i)}, token=tokens[1])
+    lazy = '{"room":{"state":{"lazy_load_members":true},"timeline":{"limit":5}}}'
+    _, synced = await api.call("GET", "/sync", token=tokens[0], query={"filter": lazy})
+    joined = synced["rooms"]["join"][room]
+    members = {e["state_key"] for e in joined["state"]["events"] if e["type"] == "m.room.member"}
+    assert members == {"@alice:test.local", "@bob:test.local"}
+    summary = joined["summary"]
+    assert summary["m.joined_member_count"] == 7
+    assert summary["m.heroes"] == ["@bob:test.local", "@carol:test.local", "@dave:test.local",
+                                   "@erin:test.local", "@fred:test.local"]
+    _, full = await api.call("GET", "/sync", token=tokens[0], query={"filter": '{"room":{"timeline":{"limit":5}}}'})
+    assert len([e for e in full["rooms"]["join"][room]["state"]["events"] if e["type"] == "m.room.member"]) == 7
+    status, body = await api.call("GET", "/sync", token=tokens[0],
+                                  query={"filter": '{"room":{"state":{"lazy_load_members":"yes"}}}'})
+    assert (status, body["errcode"]) == (400, "M_BAD_JSON")
