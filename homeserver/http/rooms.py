@@ -47,6 +47,20 @@ def _membership_handler(membership: str, needs_target: bool):  # noqa: ANN202
     return handler
 
 
+async def knock(request: web.Request) -> web.Response:
+    requester = await require_user(request)
+    body = await json_body(request) if request.can_read_body else {}
+    room_id = await request.app[HOMESERVER].rooms.knock(requester, request.match_info["room"], body)
+    return json_response({"room_id": room_id})
+
+
+async def upgrade(request: web.Request) -> web.Response:
+    requester = await require_user(request)
+    body = await json_body(request)
+    new_room = await request.app[HOMESERVER].rooms.upgrade(requester, request.match_info["room"], body)
+    return json_response({"replacement_room": new_room})
+
+
 async def forget(request: web.Request) -> web.Response:
     requester = await require_user(request)
     await request.app[HOMESERVER].rooms.forget(requester, request.match_info["room"])
@@ -169,6 +183,8 @@ _add("POST", "/rooms/{room}/kick", _membership_handler("leave", True))
 _add("POST", "/rooms/{room}/ban", _membership_handler("ban", True))
 _add("POST", "/rooms/{room}/unban", _membership_handler("leave", True))
 _add("POST", "/rooms/{room}/forget", forget)
+_add("POST", "/knock/{room}", knock)
+_add("POST", "/rooms/{room}/upgrade", upgrade)
 _add("GET", "/joined_rooms", joined_rooms)
 _add("PUT", "/rooms/{room}/send/{type}/{txn}", send)
 _add("PUT", "/rooms/{room}/state/{type}", put_state)

@@ -16,7 +16,7 @@ from typing import Any
 
 from homeserver.config import Config
 from homeserver.core.ids import is_valid_user_id, server_of
-from homeserver.core.power_levels import named_level, user_level
+from homeserver.core.power_levels import named_level, send_level, user_level
 from homeserver.core.room_versions import ROOM_VERSIONS, get_room_version
 from homeserver.errors import MatrixError, bad_json, forbidden, invalid_param, not_found
 from homeserver.services.account_data import AccountData
@@ -37,6 +37,11 @@ DEFAULT_EVENT_LEVELS = {
     "m.room.server_acl": 100, "m.room.encryption": 100,
 }
 MAX_HISTORY_PAGE = 1000
+# State carried into the new room of an upgrade (besides power levels), as Synapse does.
+UPGRADE_COPIED_STATE = (
+    "m.room.join_rules", "m.room.history_visibility", "m.room.guest_access", "m.room.name", "m.room.topic",
+    "m.room.avatar", "m.room.encryption", "m.room.server_acl", "m.room.related_groups",
+)
 
 
 def client_event(
@@ -201,10 +206,99 @@ class Rooms:
         room = await self.store.room(room_id)
         if room is None:
             raise not_found("No known room; joining rooms of other servers needs federation")
-        extra = {"reason": body["reason"]} if isinstance(body.get("reason"), str) else {}
+        extra: dict[str, Any] = {"reason": body["reason"]} if isinstance(body.get("reason"), str) else {}
+        authoriser = await self._restricted_join_authoriser(room, requester.user_id)
+        if authoriser is not None:
+            extra["join_authorised_via_users_server"] = authoriser
         content = await self._member_content(requester.user_id, "join", extra)
         await self._send(room, requester.user_id, "m.room.member", content, requester.user_id)
         return room.room_id
+
+    async def _restricted_join_authoriser(self, room: Room, user_id: str) -> str | None:
+        """For a restricted room the user may join through its `allow` rules: a local member who may invite.
+
+        Client-server API "Restricted rooms": membership of one of the allowed
+        rooms lets a user join; the join names a user of ours who vouches for it.
+        """
+        if await self._membership(room, user_id) in ("join", "invite"):
+            return None
+        state = await self.store.state_events(room, await event_store.current_state(self.database.pool, room.room_nid))
+        join_rules = state.get(("m.room.join_rules", ""))
+        rule = join_rules.content.get("join_rule") if join_rules else None
+        if rule not in ("restricted", "knock_restricted") or not room.version.restricted_joins:
+            return None
+        allowed = join_rules.content.get("allow", []) if join_rules else []
+        for condition in allowed if isinstance(allowed, list) else []:
+            if not isinstance(condition, dict) or condition.get("type") != "m.room_membership":
+                continue
+            other = await self.store.room(condition.get("room_id", "")) if isinstance(condition.get("room_id"), str) else None
+            if other is not None and await self._membership(other, user_id) == "join":
+                invite_level = named_level(state, "invite")
+                for key, member in state.items():
+                    if (key[0] == "m.room.member" and member.membership == "join"
+                            and server_of(key[1]) == self.config.server_name
+                            and user_level(key[1], state) >= invite_level):
+                        return key[1]
+        return None
+
+    async def knock(self, requester: Requester, room_id: str, body: dict[str, Any]) -> str:
+        room = await self.store.room(room_id) if room_id.startswith("!") else None
+        if room is None:
+            raise not_found("No known room; knocking on rooms of other servers needs federation")
+        extra = {"reason": body["reason"]} if isinstance(body.get("reason"), str) else {}
+        content = await self._member_content(requester.user_id, "knock", extra)
+        await self._send(room, requester.user_id, "m.room.member", content, requester.user_id)
+        return room.room_id
+
+    async def upgrade(self, requester: Requester, room_id: str, body: dict[str, Any]) -> str:
+        """Replace a room by one of a newer version (client-server API "Room upgrades").
+
+        The new room gets the old one's important state and power levels and a
+        `predecessor`; the old room gets a tombstone and is closed to ordinary talk.
+        """
+        new_version = body.get("new_version")
+        if not isinstance(new_version, str) or new_version not in ROOM_VERSIONS:
+            raise MatrixError(400, "M_UNSUPPORTED_ROOM_VERSION", f"Unknown room version {new_version!r}")
+        old = await self.require_member(room_id, requester.user_id)
+        state = await self.store.state_events(old, await event_store.current_state(self.database.pool, old.room_nid))
+        if user_level(requester.user_id, state) < send_level("m.room.tombstone", "", state):
+            raise forbidden("You need the power to send m.room.tombstone to upgrade the room")
+        version = get_room_version(new_version)
+        user_id = requester.user_id
+        creation = {"room_version": new_version, "predecessor": {"room_id": old.room_id}}
+        old_create = state[("m.room.create", "")]
+        if "m.federate" in old_create.content:
+            creation["m.federate"] = old_create.content["m.federate"]
+        if not version.implicit_room_creator:
+            creation["creator"] = user_id
+        new_room_id = None
+        if not version.room_id_from_create_event:
+            new_room_id = "!" + "".join(secrets.choice(string.ascii_letters) for _ in range(18)) + ":" + self.config.server_name
+        created = await self.pipeline.create_event(None, version, user_id, "m.room.create", creation, "",
+                                                   new_room_id=new_room_id)
+        new = await self.store.require_room(created.event.room_id)
+        await self._send(new, user_id, "m.room.member", await self._member_content(user_id, "join", {}), user_id)
+        old_levels = state.get(("m.room.power_levels", ""))
+        levels = copy.deepcopy(old_levels.content) if old_levels else {}
+        users = dict(levels.get("users", {}))
+        if version.privileged_creators:
+            users.pop(user_id, None)
+        else:
+            users[user_id] = max(int(users.get(user_id, 0)), 100)
+        levels["users"] = users
+        await self._send(new, user_id, "m.room.power_levels", levels, "")
+        for event_type in UPGRADE_COPIED_STATE:
+            copied = state.get((event_type, ""))
+            if copied is not None:
+                await self._send(new, user_id, event_type, copy.deepcopy(copied.content), "")
+        await self._send(old, user_id, "m.room.tombstone",
+                         {"body": "This room has been replaced", "replacement_room": new.room_id}, "")
+        restricted = copy.deepcopy(old_levels.content) if old_levels else {}
+        floor = max(50, int(restricted.get("users_default", 0)) + 1)
+        restricted["events_default"] = max(int(restricted.get("events_default", 0)), floor)
+        restricted["invite"] = max(int(restricted.get("invite", 0)), floor)
+        await self._send(old, user_id, "m.room.power_levels", restricted, "")
+        return new.room_id
 
     async def change_membership(
         self, requester: Requester, room_id: str, target: str, membership: str, body: dict[str, Any]

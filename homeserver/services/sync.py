@@ -155,12 +155,13 @@ class Sync:
         joined: dict[str, Any] = {}
         invited: dict[str, Any] = {}
         left: dict[str, Any] = {}
+        knocked: dict[str, Any] = {}
         current_joins = {
             m["room_id"]: m for m in await event_store.rooms_of_user(pool, user_id, ("join",))
             if m["stream_ordering"] <= now.events
         }
         if since is None:
-            changes = await event_store.rooms_of_user(pool, user_id, ("invite",))
+            changes = await event_store.rooms_of_user(pool, user_id, ("invite", "knock"))
             active: set[int] = set()
         else:
             changes = await event_store.membership_changes_since(pool, user_id, since.events)
@@ -195,14 +196,16 @@ class Sync:
             room = await self.store.require_room(row["room_id"])
             if row["membership"] == "invite":
                 invited[room.room_id] = {"invite_state": {"events": await self._stripped_state(room, row["event_nid"])}}
+            elif row["membership"] == "knock":
+                knocked[room.room_id] = {"knock_state": {"events": await self._stripped_state(room, row["event_nid"])}}
             elif since is not None and row["membership"] in ("leave", "ban"):
                 left[room.room_id] = await self._room(requester, room, since, row["stream_ordering"], limit)
         global_data = [{"type": t, "content": c} for room_id, t, c, _s in account if room_id == ""]
         presence = await self.presence.events_since(user_id, since.presence if since else None)
-        changed = bool(joined or invited or left or global_data or presence)
+        changed = bool(joined or invited or left or knocked or global_data or presence)
         response = {
             "next_batch": str(now),
-            "rooms": {"join": joined, "invite": invited, "leave": left, "knock": {}},
+            "rooms": {"join": joined, "invite": invited, "leave": left, "knock": knocked},
             "account_data": {"events": global_data},
             "presence": {"events": presence},
             "to_device": {"events": []},
