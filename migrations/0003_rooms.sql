@@ -127,3 +127,11 @@ CREATE TABLE event_relations (
 );
 CREATE INDEX event_relations_by_parent ON event_relations (relates_to_id, rel_type, stream_ordering);
 CREATE INDEX event_relations_threads ON event_relations (room_nid, rel_type, stream_ordering);
+
+-- Local room aliases (#name:server_name -> room id).
+CREATE TABLE room_aliases (
+    room_alias  TEXT PRIMARY KEY,
+    room_id     TEXT NOT NULL,
+    creator     TEXT NOT NULL
+);
+CREATE INDEX room_aliases_by_room ON room_aliases (room_id);

@@ -22,6 +22,7 @@ from homeserver.errors import MatrixError, bad_json, forbidden, invalid_param, n
 from homeserver.services.account_data import AccountData
 from homeserver.services.events import EventPipeline, EventStore, Persisted, Room
 from homeserver.services.sessions import Requester
+from homeserver.storage import aliases
 from homeserver.storage import events as event_store
 from homeserver.storage import profiles
 from homeserver.storage.database import Database
@@ -138,8 +139,14 @@ class Rooms:
         preset = body.get("preset", "public_chat" if visibility == "public" else "private_chat")
         if preset not in PRESETS:
             raise invalid_param(f"Unknown preset {preset!r}")
+        alias = None
         if body.get("room_alias_name") is not None:
-            raise MatrixError(400, "M_UNRECOGNIZED", "Room aliases are not supported on this server yet")
+            alias_name = body["room_alias_name"]
+            if not isinstance(alias_name, str) or not alias_name or ":" in alias_name or len(alias_name) > 200:
+                raise invalid_param("room_alias_name must be a non-empty name without ':'")
+            alias = f"#{alias_name}:{self.config.server_name}"
+            if await aliases.resolve_alias(self.database.pool, alias) is not None:
+                raise MatrixError(400, "M_ROOM_IN_USE", f"Room alias {alias} already taken")
         invites = body.get("invite", [])
         if not isinstance(invites, list) or not all(isinstance(u, str) and is_valid_user_id(u) for u in invites):
             raise invalid_param("invite must be a list of user ids")
@@ -178,6 +185,10 @@ class Rooms:
         }
         levels.update(copy.deepcopy(override))
         await self._send(room, user_id, "m.room.power_levels", levels, "")
+        if alias is not None:
+            if not await aliases.create_alias(self.database.pool, alias, room.room_id, user_id):
+                raise MatrixError(400, "M_ROOM_IN_USE", f"Room alias {alias} already taken")
+            await self._send(room, user_id, "m.room.canonical_alias", {"alias": alias}, "")
         given = {(s["type"], s.get("state_key", "")) for s in initial_state}
         if ("m.room.join_rules", "") not in given:
             await self._send(room, user_id, "m.room.join_rules", {"join_rule": settings["join_rule"]}, "")
@@ -200,9 +211,21 @@ class Rooms:
 
     # --- membership -------------------------------------------------------------------
 
+    async def resolve_room(self, room_id_or_alias: str) -> str:
+        """A room id, or the room a local alias names."""
+        if room_id_or_alias.startswith("!"):
+            return room_id_or_alias
+        if not room_id_or_alias.startswith("#") or ":" not in room_id_or_alias:
+            raise invalid_param(f"{room_id_or_alias!r} is neither a room id nor a room alias")
+        if server_of(room_id_or_alias) != self.config.server_name:
+            raise not_found("Aliases of other servers need federation")
+        room_id = await aliases.resolve_alias(self.database.pool, room_id_or_alias)
+        if room_id is None:
+            raise not_found(f"Room alias {room_id_or_alias} not found")
+        return room_id
+
     async def join(self, requester: Requester, room_id: str, body: dict[str, Any]) -> str:
-        if not room_id.startswith("!"):
-            raise MatrixError(404, "M_NOT_FOUND", "Room aliases are not supported on this server yet")
+        room_id = await self.resolve_room(room_id)
         room = await self.store.room(room_id)
         if room is None:
             raise not_found("No known room; joining rooms of other servers needs federation")
@@ -242,7 +265,7 @@ class Rooms:
         return None
 
     async def knock(self, requester: Requester, room_id: str, body: dict[str, Any]) -> str:
-        room = await self.store.room(room_id) if room_id.startswith("!") else None
+        room = await self.store.room(await self.resolve_room(room_id))
         if room is None:
             raise not_found("No known room; knocking on rooms of other servers needs federation")
         extra = {"reason": body["reason"]} if isinstance(body.get("reason"), str) else {}

@@ -296,3 +296,20 @@ async def test_history_visibility(
     assert ("before invite" in bodies) == sees_before_invite
     assert ("after invite" in bodies) == sees_between_invite_and_join
     assert "after join" in bodies
+
+
+async def test_room_alias_on_creation_and_join_by_alias(api: Api) -> None:
+    alice, bob = await users(api, "alice", "bob")
+    status, created = await api.call("POST", "/createRoom", {"preset": "public_chat", "room_alias_name": "lobby"},
+                                     token=alice)
+    assert status == 200
+    _, canonical = await api.call("GET", f"/rooms/{created['room_id']}/state/m.room.canonical_alias/", token=alice)
+    assert canonical == {"alias": "#lobby:test.local"}
+    status, body = await api.call("POST", "/join/%23lobby:test.local", {}, token=bob)
+    assert (status, body) == (200, {"room_id": created["room_id"]})
+    status, body = await api.call("POST", "/createRoom", {"room_alias_name": "lobby"}, token=bob)
+    assert (status, body["errcode"]) == (400, "M_ROOM_IN_USE")
+    status, body = await api.call("POST", "/join/%23nowhere:test.local", {}, token=bob)
+    assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
+    status, body = await api.call("POST", "/createRoom", {"room_alias_name": "bad:name"}, token=bob)
+    assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")

@@ -52,6 +52,26 @@ async def test_two_clients_talk(clients) -> None:  # noqa: ANN001
     older = await bob.room_messages(room_id, start=page.end, limit=3)
     assert [e.body for e in older.chunk] == ["hello 2", "hello 1", "hello 0"]
 
+    typing = await alice.room_typing(room_id, True, timeout=10_000)
+    assert isinstance(typing, nio.RoomTypingResponse), typing
+    receipt = await alice.room_read_markers(room_id, fully_read_event=reply.event_id, read_event=reply.event_id)
+    assert isinstance(receipt, nio.RoomReadMarkersResponse), receipt
+    since = bob.next_batch
+    synced = await bob.sync(timeout=2000, since=since)
+    ephemeral = synced.rooms.join[room_id].ephemeral
+    assert any(isinstance(e, nio.TypingNoticeEvent) and "@alice:test.local" in e.users for e in ephemeral)
+    assert any(isinstance(e, nio.ReceiptEvent) and any(r.user_id == "@alice:test.local" for r in e.receipts)
+               for e in ephemeral)
+
+    redacted = await bob.room_redact(room_id, reply.event_id, reason="wrong room")
+    assert isinstance(redacted, nio.RoomRedactResponse), redacted
+    synced = await alice.sync(timeout=2000, since=alice.next_batch)
+    redactions = [e for e in synced.rooms.join[room_id].timeline.events if isinstance(e, nio.RedactionEvent)]
+    assert redactions and redactions[0].redacts == reply.event_id
+    page = await alice.room_messages(room_id, start=alice.next_batch, limit=5)
+    original = next(e for e in page.chunk if e.event_id == reply.event_id)
+    assert isinstance(original, nio.RedactedEvent)
+
     members = await alice.joined_members(room_id)
     assert isinstance(members, nio.JoinedMembersResponse)
     assert {m.user_id for m in members.members} == {"@alice:test.local", "@bob:test.local"}
