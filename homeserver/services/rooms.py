@@ -356,16 +356,22 @@ class Rooms:
 
     # --- events -------------------------------------------------------------------------
 
-    async def visible_rows(self, requester: Requester, room: Room, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def visible_rows(
+        self, requester: Requester, room: Room, rows: list[dict[str, Any]],
+        ignored: set[str] | None = None, joined_now: bool | None = None,
+    ) -> list[dict[str, Any]]:
         """The events the user may see under the room's history visibility (client-server API
         "History visibility"), judged as Synapse does: with the visibility and the user's
-        membership in the state at each event, and whether the user is joined now."""
+        membership in the state at each event, and whether the user is joined now.
+        `ignored` and `joined_now` may be passed when the caller knows them (sync)."""
         if not rows:
             return rows
-        ignored = await self.account_data.ignored_users(requester.user_id)
+        if ignored is None:
+            ignored = await self.account_data.ignored_users(requester.user_id)
         rows = [r for r in rows if r["state_key"] is not None or r["sender"] not in ignored]
-        current = await event_store.membership_of(self.database.pool, room.room_nid, requester.user_id)
-        joined_now = current is not None and current["membership"] == "join"
+        if joined_now is None:
+            current = await event_store.membership_of(self.database.pool, room.room_nid, requester.user_id)
+            joined_now = current is not None and current["membership"] == "join"
         keys = await self.store.key_nids([("m.room.history_visibility", ""), ("m.room.member", requester.user_id)])
         visibility_key = keys.get(("m.room.history_visibility", ""))
         member_key = keys.get(("m.room.member", requester.user_id))
@@ -386,17 +392,23 @@ class Rooms:
                 visible.append(row)
         return visible
 
-    async def client_events(self, requester: Requester, room: Room, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Stored events in client format: the requester's transaction ids, redactions applied."""
-        txns = await event_store.txn_ids_for_events(
-            self.database.pool, requester.user_id, requester.device_id, [r["event_id"] for r in rows]
-        )
+    async def client_events(
+        self, requester: Requester, room: Room, rows: list[dict[str, Any]],
+        txns: dict[str, str] | None = None, bundles: dict[str, dict[str, Any]] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Stored events in client format: the requester's transaction ids, redactions applied,
+        aggregations bundled. `txns` and `bundles` may come prefetched for many rooms (sync)."""
+        if txns is None:
+            txns = await event_store.txn_ids_for_events(
+                self.database.pool, requester.user_id, requester.device_id, [r["event_id"] for r in rows]
+            )
         because: dict[str, dict[str, Any]] = {}
         for redaction_id in {r["redacted_by"] for r in rows if r.get("redacted_by")}:
             row = await event_store.event_by_id(self.database.pool, redaction_id)
             if row is not None:
                 because[redaction_id] = client_event(self.store.event_from_row(room.version, row))
-        bundles = await self._bundled_aggregations(requester, room, [r for r in rows if not r.get("redacted_by")])
+        if bundles is None:
+            bundles = await self.bundled_aggregations(requester, room, [r for r in rows if not r.get("redacted_by")])
         serialised = []
         for r in rows:
             event = client_event(self.store.event_from_row(room.version, r), r["stream_ordering"],
@@ -406,16 +418,27 @@ class Rooms:
             serialised.append(event)
         return serialised
 
-    async def _bundled_aggregations(
+    async def bundled_aggregations(
         self, requester: Requester, room: Room, rows: list[dict[str, Any]]
     ) -> dict[str, dict[str, Any]]:
-        """`unsigned.m.relations` (client-server API "Aggregations of child events"): threads with
-        their latest event and count, the latest edit, references."""
-        if not rows:
+        return await self.bundled_aggregations_of(requester, [(room, rows)])
+
+    async def bundled_aggregations_of(
+        self, requester: Requester, rooms: list[tuple[Room, list[dict[str, Any]]]]
+    ) -> dict[str, dict[str, Any]]:
+        """`unsigned.m.relations` (client-server API "Aggregations of child events") for events of
+        several rooms in one query: threads with their latest event and count, the latest edit,
+        references."""
+        senders = {r["event_id"]: r["sender"] for _room, rows in rooms for r in rows}
+        room_of = {r["event_id"]: room for room, rows in rooms for r in rows}
+        if not senders:
             return {}
-        senders = {r["event_id"]: r["sender"] for r in rows}
         summaries = await event_store.relation_summaries(self.database.pool, list(senders), requester.user_id)
-        latest = await self.store.events(room, [s["latest_nid"] for s in summaries if s["rel_type"] in ("m.thread", "m.replace")])
+        latest: dict[int, Any] = {}
+        for summary in summaries:
+            if summary["rel_type"] in ("m.thread", "m.replace"):
+                room = room_of[summary["relates_to_id"]]
+                latest.update(await self.store.events(room, [summary["latest_nid"]]))
         bundles: dict[str, dict[str, Any]] = {}
         for summary in summaries:
             parent = summary["relates_to_id"]

@@ -32,6 +32,18 @@ STRIPPED_STATE_TYPES = (
 )
 
 
+@dataclass
+class _Prefetch:
+    """What sync reads for many rooms at once: timelines (newest first), state groups at
+    (room, position), current states."""
+
+    timelines: dict[int, list[dict[str, Any]]]
+    groups: dict[tuple[int, int], int | None]
+    current: dict[int, dict[int, int]]
+    txns: dict[str, str] | None = None
+    bundles: dict[str, dict[str, Any]] | None = None
+
+
 @dataclass(frozen=True)
 class SyncFilter:
     limit: int
@@ -179,17 +191,25 @@ class Sync:
             since.receipts if since else 0, now.receipts,
         )
         fresh_joins = {m["room_id"] for m in changes if m["membership"] == "join" and m["stream_ordering"] <= now.events}
+        ignored = await self.rooms.account_data.ignored_users(user_id)
+        included: list[tuple[Room, SyncToken | None, list[dict[str, Any]]]] = []
         for room_id, membership in current_joins.items():
             ephemeral = [e for e in (self.typing.typing_event(room_id, since.typing if since else None),
                                      receipt_events.get(room_id)) if e]
             fresh = since is None or full_state or room_id in fresh_joins
-            if not (fresh or membership["room_nid"] in active or ephemeral or room_id in room_data):
-                continue
-            room = await self.store.require_room(room_id)
-            entry = await self._room(requester, room, None if fresh else since, now.events, limit)
+            if fresh or membership["room_nid"] in active or ephemeral or room_id in room_data:
+                included.append((await self.store.require_room(room_id), None if fresh else since, ephemeral))
+        prefetched = await self._prefetch([(room, room_since) for room, room_since, _e in included], now.events, limit)
+        prefetched.txns = await self._transaction_ids(requester, prefetched)
+        prefetched.bundles = await self.rooms.bundled_aggregations_of(
+            requester, [(room, [r for r in prefetched.timelines[room.room_nid] if not r.get("redacted_by")])
+                        for room, _since, _e in included],
+        )
+        for room, room_since, ephemeral in included:
+            entry = await self._room(requester, room, room_since, now.events, limit, ignored, True, prefetched)
             entry["ephemeral"] = {"events": ephemeral}
-            entry["account_data"] = {"events": room_data.get(room_id, [])}
-            joined[room_id] = entry
+            entry["account_data"] = {"events": room_data.get(room.room_id, [])}
+            joined[room.room_id] = entry
         for row in changes:
             if row["stream_ordering"] > now.events or row["room_id"] in current_joins:
                 continue
@@ -199,7 +219,8 @@ class Sync:
             elif row["membership"] == "knock":
                 knocked[room.room_id] = {"knock_state": {"events": await self._stripped_state(room, row["event_nid"])}}
             elif since is not None and row["membership"] in ("leave", "ban"):
-                left[room.room_id] = await self._room(requester, room, since, row["stream_ordering"], limit)
+                left[room.room_id] = await self._room(requester, room, since, row["stream_ordering"], limit, ignored,
+                                                      False)
         global_data = [{"type": t, "content": c} for room_id, t, c, _s in account if room_id == ""]
         presence = await self.presence.events_since(user_id, since.presence if since else None)
         changed = bool(joined or invited or left or knocked or global_data or presence)
@@ -214,28 +235,52 @@ class Sync:
         }
         return response, changed
 
-    async def _room(
-        self, requester: Requester, room: Room, since: SyncToken | None, upto: int, sync_filter: SyncFilter
-    ) -> dict[str, Any]:
+    async def _prefetch(self, rooms: list[tuple[Room, SyncToken | None]], upto: int, sync_filter: SyncFilter) -> _Prefetch:
+        """One query each for the timelines, the state groups and the current states of all rooms."""
+        if not rooms:
+            return _Prefetch({}, {}, {})
         pool = self.database.pool
+        timelines = await event_store.timelines(
+            pool, [(room.room_nid, since.events if since else -1) for room, since in rooms], upto,
+            sync_filter.limit + 1,
+        )
+        positions = []
+        for room, since in rooms:
+            rows = timelines[room.room_nid][: sync_filter.limit]
+            positions.append((room.room_nid, (rows[-1]["stream_ordering"] if rows else upto + 1) - 1))
+            if since is not None:
+                positions.append((room.room_nid, since.events))
+        groups = await event_store.state_groups_at(pool, positions)
+        current = await event_store.current_states(pool, [room.room_nid for room, _since in rooms])
+        return _Prefetch(timelines, groups, current)
+
+    async def _transaction_ids(self, requester: Requester, prefetched: _Prefetch) -> dict[str, str]:
+        event_ids = [r["event_id"] for rows in prefetched.timelines.values() for r in rows]
+        return await event_store.txn_ids_for_events(self.database.pool, requester.user_id, requester.device_id, event_ids)
+
+    async def _room(
+        self, requester: Requester, room: Room, since: SyncToken | None, upto: int, sync_filter: SyncFilter,
+        ignored: set[str], joined_now: bool, prefetched: _Prefetch | None = None,
+    ) -> dict[str, Any]:
+        if prefetched is None:
+            prefetched = await self._prefetch([(room, since)], upto, sync_filter)
         limit = sync_filter.limit
-        after = since.events if since else None
-        rows = await event_store.room_events(pool, room.room_nid, after, upto, limit + 1, True)
+        rows = prefetched.timelines[room.room_nid]
         limited = len(rows) > limit
         rows = list(reversed(rows[:limit]))
         first = rows[0]["stream_ordering"] if rows else upto + 1
-        start_group = await event_store.state_group_at(pool, room.room_nid, first - 1)
+        start_group = prefetched.groups.get((room.room_nid, first - 1))
         state_at_start = await self.store.state_group(start_group) if start_group is not None else {}
         if since is None:
             state = state_at_start
         elif limited:
-            since_group = await event_store.state_group_at(pool, room.room_nid, since.events)
+            since_group = prefetched.groups.get((room.room_nid, since.events))
             before = await self.store.state_group(since_group) if since_group is not None else {}
             state = {k: v for k, v in state_at_start.items() if before.get(k) != v}
         else:
             state = {}
-        visible = await self.rooms.visible_rows(requester, room, rows)
-        current = await self.store.state_events(room, await event_store.current_state(pool, room.room_nid))
+        visible = await self.rooms.visible_rows(requester, room, rows, ignored, joined_now)
+        current = await self.store.state_events(room, prefetched.current[room.room_nid])
         if sync_filter.lazy_load_members:
             # Members only for who speaks in the timeline (and the user themself), as of its start.
             wanted = {r["sender"] for r in visible} | {requester.user_id}
@@ -244,7 +289,7 @@ class Sync:
             state.update({k: v for k, v in state_at_start.items()
                           if names[k][0] == "m.room.member" and names[k][1] in wanted})
         state_events = await self.store.events(room, state.values())
-        timeline = await self.rooms.client_events(requester, room, visible)
+        timeline = await self.rooms.client_events(requester, room, visible, prefetched.txns, prefetched.bundles)
         joined = sorted(k[1] for k, e in current.items() if k[0] == "m.room.member" and e.membership == "join")
         invited = sorted(k[1] for k, e in current.items() if k[0] == "m.room.member" and e.membership == "invite")
         summary: dict[str, Any] = {"m.joined_member_count": len(joined), "m.invited_member_count": len(invited)}

@@ -14,6 +14,12 @@ from homeserver.storage.embedded import EmbeddedPostgres
 logger = logging.getLogger(__name__)
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Connections go back to the pool as they are: the server keeps no session state (no SET,
+    no LISTEN, transactions always closed), and asyncpg's default reset costs a round trip
+    per query."""
+
+
 class Database:
     """An asyncpg pool plus, when embedded, the PostgreSQL it runs on."""
 
@@ -31,7 +37,7 @@ class Database:
             kwargs = {**kwargs, "dsn": await embedded.start()}
         try:
             pool = await asyncpg.create_pool(
-                min_size=db.args.cp_min, max_size=db.args.cp_max, **kwargs
+                min_size=db.args.cp_min, max_size=db.args.cp_max, reset=_keep_session, **kwargs
             )
         except (OSError, asyncpg.PostgresError, ValueError) as exc:
             if embedded is not None:

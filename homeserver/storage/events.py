@@ -305,3 +305,42 @@ async def users_sharing_rooms(conn: Executor, user_id: str) -> set[str]:
         user_id,
     )
     return {r["user_id"] for r in rows} | {user_id}
+
+
+async def timelines(
+    conn: Executor, rooms: list[tuple[int, int]], upto: int, limit: int
+) -> dict[int, list[dict[str, Any]]]:
+    """For each (room_nid, after): the room's `limit` newest events with after < position <= upto."""
+    columns = ", ".join("e." + c.strip() for c in EVENT_COLUMNS.split(","))
+    rows = await conn.fetch(
+        f"SELECT * FROM (SELECT {columns}, row_number() OVER (PARTITION BY e.room_nid ORDER BY e.stream_ordering DESC) "
+        "AS position_in_room FROM events e JOIN unnest($1::bigint[], $2::bigint[]) AS r(room_nid, after) "
+        "ON e.room_nid = r.room_nid WHERE e.stream_ordering > r.after AND e.stream_ordering <= $3 "
+        "AND e.rejected_reason IS NULL) ranked WHERE position_in_room <= $4 ORDER BY room_nid, stream_ordering DESC",
+        [r[0] for r in rooms], [r[1] for r in rooms], upto, limit,
+    )
+    found: dict[int, list[dict[str, Any]]] = {r[0]: [] for r in rooms}
+    for row in rows:
+        found[row["room_nid"]].append(dict(row))
+    return found
+
+
+async def state_groups_at(conn: Executor, positions: list[tuple[int, int]]) -> dict[tuple[int, int], int | None]:
+    """`state_group_at` for many (room_nid, position) pairs in one query."""
+    rows = await conn.fetch(
+        "SELECT r.room_nid, r.position, (SELECT state_group FROM events e WHERE e.room_nid = r.room_nid "
+        "AND e.stream_ordering <= r.position AND e.rejected_reason IS NULL ORDER BY e.stream_ordering DESC LIMIT 1) "
+        "AS state_group FROM unnest($1::bigint[], $2::bigint[]) AS r(room_nid, position)",
+        [p[0] for p in positions], [p[1] for p in positions],
+    )
+    return {(r["room_nid"], r["position"]): r["state_group"] for r in rows}
+
+
+async def current_states(conn: Executor, room_nids: list[int]) -> dict[int, dict[int, int]]:
+    rows = await conn.fetch(
+        "SELECT room_nid, state_key_nid, event_nid FROM current_state WHERE room_nid = ANY($1::bigint[])", room_nids
+    )
+    found: dict[int, dict[int, int]] = {n: {} for n in room_nids}
+    for row in rows:
+        found[row["room_nid"]][row["state_key_nid"]] = row["event_nid"]
+    return found
