@@ -103,6 +103,7 @@ class Ours(Server):
             "bcrypt_rounds": 4,
             "rc_login": {"address": GENEROUS, "account": GENEROUS, "failed_attempts": GENEROUS},
             "rc_registration": GENEROUS,
+            "rc_message": GENEROUS,
         }
         path = self.workdir / "homeserver.yaml"
         path.write_text(yaml.safe_dump(config))

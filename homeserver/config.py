@@ -185,6 +185,7 @@ class Config:
     refresh_token_lifetime: int | str | None = None
     rc_login: LoginRateLimits = LoginRateLimits()
     rc_registration: RateLimit = RateLimit(0.17, 3)
+    rc_message: RateLimit = RateLimit(0.2, 10)
     rc_exempt_users: tuple[str, ...] = ()
     presence: PresenceConfig = PresenceConfig()
     default_room_version: str = "12"

@@ -64,6 +64,7 @@ def test_config(dsn: str, data_dir: Path, **overrides: object) -> Config:
         "bcrypt_rounds": 4,
         "rc_login": LoginRateLimits(generous, generous, generous),
         "rc_registration": generous,
+        "rc_message": generous,
         "data_dir": data_dir,
         "database": DatabaseConfig(dsn=dsn),
         "listeners": (

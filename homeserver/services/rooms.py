@@ -21,6 +21,7 @@ from homeserver.core.room_versions import ROOM_VERSIONS, get_room_version
 from homeserver.errors import MatrixError, bad_json, forbidden, invalid_param, not_found
 from homeserver.services.account_data import AccountData
 from homeserver.services.events import EventPipeline, EventStore, Persisted, Room
+from homeserver.services.ratelimit import RateLimiter
 from homeserver.services.sessions import Requester
 from homeserver.storage import aliases
 from homeserver.storage import events as event_store
@@ -85,6 +86,7 @@ class Rooms:
     ) -> None:
         self.account_data = account_data
         self.config = config
+        self.message_limiter = RateLimiter(config.rc_message)
         self.database = database
         self.store = store
         self.pipeline = pipeline
@@ -504,6 +506,7 @@ class Rooms:
         previous = await event_store.get_txn_event(self.database.pool, requester.user_id, requester.device_id, txn_id)
         if previous is not None:
             return previous
+        self._rate_limit(requester.user_id)
         room = await self.store.require_room(room_id)
         target = await event_store.event_by_id(self.database.pool, event_id)
         if target is None or target["room_nid"] != room.room_nid:
@@ -523,12 +526,18 @@ class Rooms:
         )
         return persisted.event.event_id
 
+    def _rate_limit(self, user_id: str) -> None:
+        """`rc_message`: events sent by clients (not those the server sends for them)."""
+        if user_id not in self.config.rc_exempt_users:
+            self.message_limiter.check(user_id)
+
     async def send(
         self, requester: Requester, room_id: str, event_type: str, txn_id: str, content: dict[str, Any]
     ) -> str:
         previous = await event_store.get_txn_event(self.database.pool, requester.user_id, requester.device_id, txn_id)
         if previous is not None:
             return previous
+        self._rate_limit(requester.user_id)
         room = await self.store.require_room(room_id)
         persisted = await self._send(room, requester.user_id, event_type, content)
         await event_store.add_txn_event(
@@ -541,6 +550,7 @@ class Rooms:
         self, requester: Requester, room_id: str, event_type: str, state_key: str, content: dict[str, Any]
     ) -> str:
         room = await self.store.require_room(room_id)
+        self._rate_limit(requester.user_id)
         if event_type == "m.room.member":
             membership = content.get("membership")
             if not isinstance(membership, str):

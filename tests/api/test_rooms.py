@@ -313,3 +313,19 @@ async def test_room_alias_on_creation_and_join_by_alias(api: Api) -> None:
     assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
     status, body = await api.call("POST", "/createRoom", {"room_alias_name": "bad:name"}, token=bob)
     assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
+
+
+async def test_message_rate_limit(start_server: StartServer, http) -> None:  # noqa: ANN001
+    from homeserver.config import RateLimit
+
+    api = Api(http, await start_server(enable_registration=True, enable_registration_without_verification=True,
+                                       rc_message=RateLimit(0.001, 3)))
+    (alice,) = await users(api, "alice")
+    _, created = await api.call("POST", "/createRoom", {}, token=alice)
+    statuses = []
+    for i in range(5):
+        status, body = await api.call("PUT", f"/rooms/{created['room_id']}/send/m.room.message/{i}", {"body": "x"},
+                                      token=alice)
+        statuses.append(status)
+    assert statuses == [200, 200, 200, 429, 429]
+    assert body["errcode"] == "M_LIMIT_EXCEEDED" and body["retry_after_ms"] > 0
