@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 from aiohttp import web
 
-from homeserver.errors import invalid_param, missing_param
+from homeserver.errors import bad_json, invalid_param, missing_param
 from homeserver.http.auth import client_paths, require_user
 from homeserver.http.json import json_body, json_response
 from homeserver.http.keys import HOMESERVER
+from homeserver.services.filters import EventFilter
 
 routes = web.RouteTableDef()
 
@@ -167,9 +170,15 @@ async def messages(request: web.Request) -> web.Response:
     raw_limit = request.query.get("limit", "10")
     if not raw_limit.isdigit():
         raise invalid_param("limit must be a non-negative integer")
+    event_filter = None
+    if "filter" in request.query:
+        try:
+            event_filter = EventFilter.parse(json.loads(request.query["filter"]), "filter")
+        except ValueError:
+            raise bad_json("filter is not valid JSON") from None
     result = await request.app[HOMESERVER].rooms.messages(
         requester, request.match_info["room"], request.query.get("from"), direction, int(raw_limit),
-        request.query.get("to"),
+        request.query.get("to"), event_filter,
     )
     return json_response(result)
 

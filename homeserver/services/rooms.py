@@ -21,6 +21,7 @@ from homeserver.core.room_versions import ROOM_VERSIONS, get_room_version
 from homeserver.errors import MatrixError, bad_json, forbidden, invalid_param, not_found
 from homeserver.services.account_data import AccountData
 from homeserver.services.events import EventPipeline, EventStore, Persisted, Room
+from homeserver.services.filters import EventFilter
 from homeserver.services.ratelimit import RateLimiter
 from homeserver.services.sessions import Requester
 from homeserver.storage import aliases
@@ -680,7 +681,7 @@ class Rooms:
 
     async def messages(
         self, requester: Requester, room_id: str, from_token: str | None, direction: str, limit: int,
-        to_token: str | None,
+        to_token: str | None, event_filter: EventFilter | None = None,
     ) -> dict[str, Any]:
         """`/messages`: stream positions as pagination tokens (`t<position>`)."""
         room = await self.store.require_room(room_id)
@@ -704,7 +705,14 @@ class Rooms:
             end = rows[-1]["stream_ordering"] if rows else None
         start = position if position is not None else (upto if direction == "b" else 0)
         visible = await self.visible_rows(requester, room, rows)
+        if event_filter is not None:
+            visible = [r for r in visible if event_filter.allows(r["type"], r["sender"], room.room_id)]
         result: dict[str, Any] = {"chunk": await self.client_events(requester, room, visible), "start": f"t{start}"}
+        if event_filter is not None and event_filter.lazy_load_members:
+            senders = {r["sender"] for r in visible}
+            current = await self.store.state_events(room, await event_store.current_state(self.database.pool, room.room_nid))
+            result["state"] = [client_event(e) for key, e in current.items()
+                               if key[0] == "m.room.member" and key[1] in senders]
         if end is not None and len(rows) == limit:
             result["end"] = f"t{end}"
         return result

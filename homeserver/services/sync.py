@@ -16,6 +16,7 @@ from typing import Any
 from homeserver.errors import bad_json, invalid_param, not_found
 from homeserver.services.ephemeral import Receipts, Typing
 from homeserver.services.events import EventPipeline, EventStore, Room
+from homeserver.services.filters import DEFAULT_TIMELINE_LIMIT, Filter
 from homeserver.services.notifier import Notifier
 from homeserver.services.presence import Presence
 from homeserver.services.rooms import Rooms, client_event
@@ -24,7 +25,6 @@ from homeserver.storage import account_data as account_data_store
 from homeserver.storage import events as event_store
 from homeserver.storage.database import Database
 
-DEFAULT_TIMELINE_LIMIT = 10
 MAX_TIMEOUT_MS = 5 * 60 * 1000
 STRIPPED_STATE_TYPES = (
     "m.room.create", "m.room.join_rules", "m.room.name", "m.room.avatar", "m.room.canonical_alias",
@@ -42,12 +42,6 @@ class _Prefetch:
     current: dict[int, dict[int, int]]
     txns: dict[str, str] | None = None
     bundles: dict[str, dict[str, Any]] | None = None
-
-
-@dataclass(frozen=True)
-class SyncFilter:
-    limit: int
-    lazy_load_members: bool
 
 
 @dataclass(frozen=True)
@@ -84,7 +78,7 @@ class Sync:
         self.receipts = receipts
 
     async def create_filter(self, requester: Requester, definition: dict[str, Any]) -> str:
-        self._parse_filter(definition)
+        Filter.parse(definition)
         return str(await event_store.add_filter(self.database.pool, requester.user_id, json.dumps(definition)))
 
     async def get_filter(self, requester: Requester, filter_id: str) -> dict[str, Any]:
@@ -94,29 +88,9 @@ class Sync:
             raise not_found("No such filter")
         return json.loads(stored)
 
-    @staticmethod
-    def _parse_filter(definition: Any) -> SyncFilter:
-        """The parts of a filter (client-server API filter.yaml) that sync applies."""
-        if not isinstance(definition, dict):
-            raise bad_json("a filter must be an object")
-        room = definition.get("room", {})
-        if not isinstance(room, dict):
-            raise bad_json("room must be an object")
-        timeline = room.get("timeline", {})
-        state = room.get("state", {})
-        if not isinstance(timeline, dict) or not isinstance(state, dict):
-            raise bad_json("room.timeline and room.state must be objects")
-        limit = timeline.get("limit", DEFAULT_TIMELINE_LIMIT)
-        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-            raise bad_json("room.timeline.limit must be a positive integer")
-        lazy = state.get("lazy_load_members", False)
-        if not isinstance(lazy, bool):
-            raise bad_json("room.state.lazy_load_members must be a boolean")
-        return SyncFilter(min(limit, 100), lazy)
-
-    async def load_filter(self, requester: Requester, raw_filter: str | None) -> SyncFilter:
+    async def load_filter(self, requester: Requester, raw_filter: str | None) -> Filter:
         if raw_filter is None:
-            return SyncFilter(DEFAULT_TIMELINE_LIMIT, False)
+            return Filter()
         if raw_filter.startswith("{"):
             try:
                 definition = json.loads(raw_filter)
@@ -129,26 +103,26 @@ class Sync:
             if stored is None:
                 raise invalid_param("Unknown filter")
             definition = json.loads(stored)
-        return self._parse_filter(definition)
+        return Filter.parse(definition)
 
     async def sync(
         self, requester: Requester, since: str | None, timeout_ms: int, full_state: bool, raw_filter: str | None,
         set_presence: str = "online",
     ) -> dict[str, Any]:
         token = SyncToken.parse(since) if since else None
-        limit = await self.load_filter(requester, raw_filter)
+        sync_filter = await self.load_filter(requester, raw_filter)
         await self.presence.set(requester.user_id, set_presence, keep_message=True)
         timeout_ms = max(0, min(timeout_ms, MAX_TIMEOUT_MS))
         waiter = self.notifier.listen(requester.user_id)
         try:
-            result, changed = await self._build(requester, token, limit, full_state)
+            result, changed = await self._build(requester, token, sync_filter, full_state)
             if not changed and token is not None and timeout_ms > 0:
                 try:
                     await asyncio.wait_for(asyncio.shield(waiter), timeout_ms / 1000)
                 except asyncio.TimeoutError:
                     pass
                 else:
-                    result, _changed = await self._build(requester, token, limit, full_state)
+                    result, _changed = await self._build(requester, token, sync_filter, full_state)
             return result
         finally:
             self.notifier.forget(requester.user_id, waiter)
@@ -159,7 +133,7 @@ class Sync:
         return SyncToken(events, account, await self.receipts.position(), self.typing.serial, self.presence.serial)
 
     async def _build(
-        self, requester: Requester, since: SyncToken | None, limit: SyncFilter, full_state: bool
+        self, requester: Requester, since: SyncToken | None, sync_filter: Filter, full_state: bool
     ) -> tuple[dict[str, Any], bool]:
         now = await self._current()
         pool = self.database.pool
@@ -168,12 +142,14 @@ class Sync:
         invited: dict[str, Any] = {}
         left: dict[str, Any] = {}
         knocked: dict[str, Any] = {}
+        room_filter = sync_filter.room
         current_joins = {
             m["room_id"]: m for m in await event_store.rooms_of_user(pool, user_id, ("join",))
-            if m["stream_ordering"] <= now.events
+            if m["stream_ordering"] <= now.events and room_filter.includes(m["room_id"])
         }
         if since is None:
-            changes = await event_store.rooms_of_user(pool, user_id, ("invite", "knock"))
+            memberships = ("invite", "knock", "leave", "ban") if room_filter.include_leave else ("invite", "knock")
+            changes = await event_store.rooms_of_user(pool, user_id, memberships)
             active: set[int] = set()
         else:
             changes = await event_store.membership_changes_since(pool, user_id, since.events)
@@ -184,7 +160,7 @@ class Sync:
         account = [a for a in account if a[3] <= now.account_data]
         room_data: dict[str, list[dict[str, Any]]] = {}
         for room_id, data_type, content, _stream in account:
-            if room_id:
+            if room_id and room_filter.account_data.allows(data_type, room_id=room_id):
                 room_data.setdefault(room_id, []).append({"type": data_type, "content": content})
         receipt_events = await self.receipts.receipt_events(
             user_id, {m["room_nid"]: room_id for room_id, m in current_joins.items()},
@@ -195,34 +171,43 @@ class Sync:
         included: list[tuple[Room, SyncToken | None, list[dict[str, Any]]]] = []
         for room_id, membership in current_joins.items():
             ephemeral = [e for e in (self.typing.typing_event(room_id, since.typing if since else None),
-                                     receipt_events.get(room_id)) if e]
+                                     receipt_events.get(room_id))
+                         if e and room_filter.ephemeral.allows(e["type"], room_id=room_id)]
             fresh = since is None or full_state or room_id in fresh_joins
             if fresh or membership["room_nid"] in active or ephemeral or room_id in room_data:
                 included.append((await self.store.require_room(room_id), None if fresh else since, ephemeral))
-        prefetched = await self._prefetch([(room, room_since) for room, room_since, _e in included], now.events, limit)
+        prefetched = await self._prefetch(
+            [(room, room_since) for room, room_since, _e in included], now.events, sync_filter
+        )
         prefetched.txns = await self._transaction_ids(requester, prefetched)
         prefetched.bundles = await self.rooms.bundled_aggregations_of(
             requester, [(room, [r for r in prefetched.timelines[room.room_nid] if not r.get("redacted_by")])
                         for room, _since, _e in included],
         )
         for room, room_since, ephemeral in included:
-            entry = await self._room(requester, room, room_since, now.events, limit, ignored, True, prefetched)
+            entry = await self._room(requester, room, room_since, now.events, sync_filter, ignored, True, prefetched)
             entry["ephemeral"] = {"events": ephemeral}
             entry["account_data"] = {"events": room_data.get(room.room_id, [])}
             joined[room.room_id] = entry
         for row in changes:
-            if row["stream_ordering"] > now.events or row["room_id"] in current_joins:
+            if row["stream_ordering"] > now.events or row["room_id"] in current_joins \
+                    or not room_filter.includes(row["room_id"]):
                 continue
             room = await self.store.require_room(row["room_id"])
             if row["membership"] == "invite":
+                invite = (await self.store.events(room, [row["event_nid"]]))[row["event_nid"]]
+                if invite.sender in ignored:
+                    continue
                 invited[room.room_id] = {"invite_state": {"events": await self._stripped_state(room, row["event_nid"])}}
             elif row["membership"] == "knock":
                 knocked[room.room_id] = {"knock_state": {"events": await self._stripped_state(room, row["event_nid"])}}
-            elif since is not None and row["membership"] in ("leave", "ban"):
-                left[room.room_id] = await self._room(requester, room, since, row["stream_ordering"], limit, ignored,
-                                                      False)
-        global_data = [{"type": t, "content": c} for room_id, t, c, _s in account if room_id == ""]
-        presence = await self.presence.events_since(user_id, since.presence if since else None)
+            elif row["membership"] in ("leave", "ban") and (since is not None or room_filter.include_leave):
+                left[room.room_id] = await self._room(requester, room, since, row["stream_ordering"], sync_filter,
+                                                      ignored, False)
+        global_data = [{"type": t, "content": c} for room_id, t, c, _s in account
+                       if room_id == "" and sync_filter.account_data.allows(t)]
+        presence = [e for e in await self.presence.events_since(user_id, since.presence if since else None)
+                    if sync_filter.presence.allows(e["type"], e["sender"])]
         changed = bool(joined or invited or left or knocked or global_data or presence)
         response = {
             "next_batch": str(now),
@@ -235,18 +220,18 @@ class Sync:
         }
         return response, changed
 
-    async def _prefetch(self, rooms: list[tuple[Room, SyncToken | None]], upto: int, sync_filter: SyncFilter) -> _Prefetch:
+    async def _prefetch(self, rooms: list[tuple[Room, SyncToken | None]], upto: int, sync_filter: Filter) -> _Prefetch:
         """One query each for the timelines, the state groups and the current states of all rooms."""
         if not rooms:
             return _Prefetch({}, {}, {})
         pool = self.database.pool
         timelines = await event_store.timelines(
             pool, [(room.room_nid, since.events if since else -1) for room, since in rooms], upto,
-            sync_filter.limit + 1,
+            (sync_filter.room.timeline.limit or DEFAULT_TIMELINE_LIMIT) + 1,
         )
         positions = []
         for room, since in rooms:
-            rows = timelines[room.room_nid][: sync_filter.limit]
+            rows = timelines[room.room_nid][: sync_filter.room.timeline.limit or DEFAULT_TIMELINE_LIMIT]
             positions.append((room.room_nid, (rows[-1]["stream_ordering"] if rows else upto + 1) - 1))
             if since is not None:
                 positions.append((room.room_nid, since.events))
@@ -259,12 +244,13 @@ class Sync:
         return await event_store.txn_ids_for_events(self.database.pool, requester.user_id, requester.device_id, event_ids)
 
     async def _room(
-        self, requester: Requester, room: Room, since: SyncToken | None, upto: int, sync_filter: SyncFilter,
+        self, requester: Requester, room: Room, since: SyncToken | None, upto: int, sync_filter: Filter,
         ignored: set[str], joined_now: bool, prefetched: _Prefetch | None = None,
     ) -> dict[str, Any]:
         if prefetched is None:
             prefetched = await self._prefetch([(room, since)], upto, sync_filter)
-        limit = sync_filter.limit
+        timeline_filter, state_filter = sync_filter.room.timeline, sync_filter.room.state
+        limit = timeline_filter.limit or DEFAULT_TIMELINE_LIMIT
         rows = prefetched.timelines[room.room_nid]
         limited = len(rows) > limit
         rows = list(reversed(rows[:limit]))
@@ -280,15 +266,19 @@ class Sync:
         else:
             state = {}
         visible = await self.rooms.visible_rows(requester, room, rows, ignored, joined_now)
+        visible = [r for r in visible if timeline_filter.allows(r["type"], r["sender"], room.room_id)]
         current = await self.store.state_events(room, prefetched.current[room.room_nid])
-        if sync_filter.lazy_load_members:
+        if state_filter.lazy_load_members or timeline_filter.lazy_load_members:
             # Members only for who speaks in the timeline (and the user themself), as of its start.
             wanted = {r["sender"] for r in visible} | {requester.user_id}
             names = await self.store.key_names(set(state) | set(state_at_start))
             state = {k: v for k, v in state.items() if names[k][0] != "m.room.member"}
             state.update({k: v for k, v in state_at_start.items()
                           if names[k][0] == "m.room.member" and names[k][1] in wanted})
-        state_events = await self.store.events(room, state.values())
+        state_events = {
+            nid: e for nid, e in (await self.store.events(room, state.values())).items()
+            if state_filter.allows(e.type, e.sender, room.room_id, e.content)
+        }
         timeline = await self.rooms.client_events(requester, room, visible, prefetched.txns, prefetched.bundles)
         joined = sorted(k[1] for k, e in current.items() if k[0] == "m.room.member" and e.membership == "join")
         invited = sorted(k[1] for k, e in current.items() if k[0] == "m.room.member" and e.membership == "invite")

@@ -87,3 +87,42 @@ async def test_lazy_loading_and_heroes(start_server: StartServer, http) -> None:
     status, body = await api.call("GET", "/sync", token=tokens[0],
                                   query={"filter": '{"room":{"state":{"lazy_load_members":"yes"}}}'})
     assert (status, body["errcode"]) == (400, "M_BAD_JSON")
+
+
+async def test_filters(start_server: StartServer, http) -> None:  # noqa: ANN001
+    api = Api(http, await start_server(**OPEN))
+    room, (alice, bob) = await setup(api, "alice", "bob")
+    _, other = await api.call("POST", "/createRoom", {"preset": "public_chat"}, token=alice)
+    await api.call("PUT", f"/rooms/{room}/send/m.room.message/1", {"body": "text"}, token=bob)
+    await api.call("PUT", f"/rooms/{room}/send/m.reaction/2", {"m.relates_to": {
+        "rel_type": "m.annotation", "event_id": "$x", "key": "k"}}, token=alice)
+    await api.call("PUT", "/user/@alice:test.local/account_data/m.direct", {}, token=alice)
+    await api.call("PUT", "/user/@alice:test.local/account_data/com.example.x", {}, token=alice)
+    definition = {
+        "room": {"rooms": [room], "timeline": {"types": ["m.room.*"], "not_senders": ["@bob:test.local"]},
+                 "state": {"types": ["m.room.create", "m.room.name"]}},
+        "account_data": {"types": ["m.direct"]},
+    }
+    import json
+
+    _, synced = await api.call("GET", "/sync", token=alice, query={"filter": json.dumps(definition)})
+    assert set(synced["rooms"]["join"]) == {room}
+    timeline = synced["rooms"]["join"][room]["timeline"]["events"]
+    assert all(e["type"].startswith("m.room.") and e["sender"] != "@bob:test.local" for e in timeline)
+    assert {e["type"] for e in synced["rooms"]["join"][room]["state"]["events"]} <= {"m.room.create", "m.room.name"}
+    assert [e["type"] for e in synced["account_data"]["events"]] == ["m.direct"]
+    _, page = await api.call("GET", f"/rooms/{room}/messages", token=alice, query={
+        "filter": json.dumps({"types": ["m.room.message"], "lazy_load_members": True})})
+    assert [e["content"]["body"] for e in page["chunk"]] == ["text"]
+    assert [e["state_key"] for e in page["state"]] == ["@bob:test.local"]
+    status, body = await api.call("GET", f"/rooms/{room}/messages", token=alice, query={"filter": "{nope"})
+    assert (status, body["errcode"]) == (400, "M_BAD_JSON")
+    status, body = await api.call("POST", "/user/@alice:test.local/filter", {"room": {"timeline": {"types": "x"}}},
+                                  token=alice)
+    assert (status, body["errcode"]) == (400, "M_BAD_JSON")
+    await api.call("POST", f"/rooms/{other['room_id']}/join", {}, token=bob)
+    await api.call("POST", f"/rooms/{other['room_id']}/leave", {}, token=bob)
+    _, with_leave = await api.call("GET", "/sync", token=bob, query={"filter": '{"room":{"include_leave":true}}'})
+    assert other["room_id"] in with_leave["rooms"]["leave"]
+    _, without = await api.call("GET", "/sync", token=bob)
+    assert other["room_id"] not in without["rooms"]["leave"]
