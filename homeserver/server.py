@@ -15,6 +15,7 @@ from homeserver.http.app import build_app
 from homeserver.services.account_data import AccountData
 from homeserver.services.accounts import Accounts
 from homeserver.services.admin_registration import AdminRegistration
+from homeserver.services.e2ee import EndToEnd
 from homeserver.services.ephemeral import Receipts, Typing
 from homeserver.services.events import EventPipeline, EventStore, Persisted
 from homeserver.services.notifier import Notifier
@@ -70,6 +71,8 @@ class HomeServer:
         self.typing = Typing(self.notifier, self._joined_members)
         self.receipts = Receipts(database, self.event_store, self.notifier, self._joined_members)
         self.presence = Presence(config.presence.enabled, database, self.notifier)
+        self.e2ee = EndToEnd(config, database, self.notifier, self.accounts.reauthenticate)
+        self.accounts.on_devices_deleted = self.e2ee.device_deleted
         self.sync = Sync(database, self.event_store, self.pipeline, self.notifier, self.typing, self.receipts,
                          self.rooms, self.presence)
         self._runners: list[web.AppRunner] = []

@@ -54,6 +54,8 @@ class Accounts:
         self.registrations = RateLimiter(config.rc_registration)
         self.on_deactivate: Callable[[str], Awaitable[None]] | None = None
         """Leaves every room; set by the server once the rooms service exists."""
+        self.on_devices_deleted: Callable[[str, list[str] | None], Awaitable[None]] | None = None
+        """Drops the devices' keys and messages (None: all of the user's); set by the server."""
 
     # --- user ids ------------------------------------------------------------------
 
@@ -232,16 +234,22 @@ class Accounts:
         self.sessions.forget_device(user_id, device_id, keep=None)
         return {"user_id": user_id, "device_id": device_id, "home_server": self.config.server_name, **issued}
 
+    async def _devices_deleted(self, user_id: str, device_ids: list[str] | None) -> None:
+        if self.on_devices_deleted is not None:
+            await self.on_devices_deleted(user_id, device_ids)
+
     async def logout(self, requester: Requester) -> None:
         """Log out this device: the device and its tokens go."""
         async with self.database.pool.acquire() as conn, conn.transaction():
             await devices.delete_devices(conn, requester.user_id, [requester.device_id])
         self.sessions.forget_device(requester.user_id, requester.device_id)
+        await self._devices_deleted(requester.user_id, [requester.device_id])
 
     async def logout_all(self, requester: Requester) -> None:
         async with self.database.pool.acquire() as conn, conn.transaction():
             await devices.delete_devices(conn, requester.user_id, None)
         self.sessions.forget_device(requester.user_id, None)
+        await self._devices_deleted(requester.user_id, None)
 
     # --- user-interactive auth of a logged-in user ---------------------------------
 
@@ -281,6 +289,7 @@ class Accounts:
                 await devices.delete_devices(conn, requester.user_id, others)
         if logout_devices:
             self.sessions.forget_device(requester.user_id, None, keep=requester.token_hash)
+            await self._devices_deleted(requester.user_id, others)
 
     async def deactivate(self, requester: Requester, method: str, path: str, body: dict[str, Any]) -> None:
         params = await self.reauthenticate(requester, method, path, body)
@@ -296,6 +305,7 @@ class Accounts:
             if erase:
                 await profiles.set_profile_field(conn, requester.user_id, "displayname", None)
         self.sessions.forget_device(requester.user_id, None)
+        await self._devices_deleted(requester.user_id, None)
 
     # --- devices ---------------------------------------------------------------------
 
@@ -339,3 +349,4 @@ class Accounts:
             await devices.delete_devices(conn, requester.user_id, device_ids)
         for device_id in device_ids:
             self.sessions.forget_device(requester.user_id, device_id)
+        await self._devices_deleted(requester.user_id, device_ids)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from homeserver.errors import bad_json, invalid_param, not_found
@@ -22,10 +22,12 @@ from homeserver.services.presence import Presence
 from homeserver.services.rooms import Rooms, client_event
 from homeserver.services.sessions import Requester
 from homeserver.storage import account_data as account_data_store
+from homeserver.storage import e2ee as e2ee_store
 from homeserver.storage import events as event_store
 from homeserver.storage.database import Database
 
 MAX_TIMEOUT_MS = 5 * 60 * 1000
+MAX_TO_DEVICE_PER_SYNC = 100
 STRIPPED_STATE_TYPES = (
     "m.room.create", "m.room.join_rules", "m.room.name", "m.room.avatar", "m.room.canonical_alias",
     "m.room.encryption", "m.room.topic",
@@ -51,14 +53,17 @@ class SyncToken:
     receipts: int
     typing: int
     presence: int
+    device_lists: int
+    to_device: int
 
     def __str__(self) -> str:
-        return f"s{self.events}_{self.account_data}_{self.receipts}_{self.typing}_{self.presence}"
+        return (f"s{self.events}_{self.account_data}_{self.receipts}_{self.typing}_{self.presence}"
+                f"_{self.device_lists}_{self.to_device}")
 
     @classmethod
     def parse(cls, raw: str) -> "SyncToken":
         parts = raw[1:].split("_") if raw.startswith("s") else []
-        if len(parts) != 5 or not all(p.isdigit() for p in parts):
+        if len(parts) != 7 or not all(p.isdigit() for p in parts):
             raise invalid_param(f"Invalid sync token {raw!r}")
         return cls(*(int(p) for p in parts))
 
@@ -130,7 +135,9 @@ class Sync:
     async def _current(self) -> SyncToken:
         events = await self.pipeline.current_position()
         account = await account_data_store.last_account_data_position(self.database.pool)
-        return SyncToken(events, account, await self.receipts.position(), self.typing.serial, self.presence.serial)
+        pool = self.database.pool
+        return SyncToken(events, account, await self.receipts.position(), self.typing.serial, self.presence.serial,
+                         await e2ee_store.last_device_list_position(pool), await e2ee_store.last_to_device_position(pool))
 
     async def _build(
         self, requester: Requester, since: SyncToken | None, sync_filter: Filter, full_state: bool
@@ -208,15 +215,31 @@ class Sync:
                        if room_id == "" and sync_filter.account_data.allows(t)]
         presence = [e for e in await self.presence.events_since(user_id, since.presence if since else None)
                     if sync_filter.presence.allows(e["type"], e["sender"])]
-        changed = bool(joined or invited or left or knocked or global_data or presence)
+        to_device = await e2ee_store.to_device_for(
+            pool, user_id, requester.device_id, since.to_device if since else 0, MAX_TO_DEVICE_PER_SYNC
+        )
+        if to_device:
+            now = replace(now, to_device=to_device[-1][0])
+        device_changes: list[str] = []
+        if since is not None:
+            sharers = await event_store.users_sharing_rooms(pool, user_id)
+            device_changes = sorted(await e2ee_store.device_list_changes_since(
+                pool, sorted(sharers), since.device_lists, now.device_lists
+            ))
+        changed = bool(joined or invited or left or knocked or global_data or presence or to_device or device_changes)
         response = {
             "next_batch": str(now),
             "rooms": {"join": joined, "invite": invited, "leave": left, "knock": knocked},
             "account_data": {"events": global_data},
             "presence": {"events": presence},
-            "to_device": {"events": []},
-            "device_lists": {"changed": [], "left": []},
-            "device_one_time_keys_count": {},
+            "to_device": {"events": [message for _stream, message in to_device]},
+            "device_lists": {"changed": device_changes, "left": []},
+            "device_one_time_keys_count": {
+                "signed_curve25519": 0, **await e2ee_store.count_one_time_keys(pool, user_id, requester.device_id)
+            },
+            "device_unused_fallback_key_types": await e2ee_store.unused_fallback_key_types(
+                pool, user_id, requester.device_id
+            ),
         }
         return response, changed
 

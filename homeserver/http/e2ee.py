@@ -1,0 +1,131 @@
+"""End-to-end encryption endpoints: keys, to-device, cross-signing, key backup (thin handlers)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from homeserver.errors import invalid_param, missing_param
+from homeserver.http.auth import client_paths, require_user
+from homeserver.http.json import json_body, json_response
+from homeserver.http.keys import HOMESERVER
+from homeserver.services.rooms import parse_position
+
+routes = web.RouteTableDef()
+
+
+def _add(method: str, path: str, handler) -> None:  # noqa: ANN001
+    for full in client_paths(path):
+        routes.route(method, full)(handler)
+
+
+async def upload_keys(request: web.Request) -> web.Response:
+    requester = await require_user(request)
+    return json_response(await request.app[HOMESERVER].e2ee.upload_keys(requester, await json_body(request)))
+
+
+async def query_keys(request: web.Request) -> web.Response:
+    requester = await require_user(request)
+    return json_response(await request.app[HOMESERVER].e2ee.query_keys(requester, await json_body(request)))
+
+
+async def claim_keys(request: web.Request) -> web.Response:
+    requester = await require_user(request)
+    return json_response(await request.app[HOMESERVER].e2ee.claim_keys(requester, await json_body(request)))
+
+
+async def key_changes(request: web.Request) -> web.Response:
+    requester = await require_user(request)
+    if "from" not in request.query or "to" not in request.query:
+        raise missing_param("from and to are required")
+    since, upto = (_device_position(request.query[k]) for k in ("from", "to"))
+    return json_response(await request.app[HOMESERVER].e2ee.changes(requester, since, upto))
+
+
+def _device_position(token: str) -> int:
+    """The device-list position of a sync token (its sixth part), or a plain position."""
+    parts = token[1:].split("_") if token.startswith("s") else []
+    if len(parts) == 7 and parts[5].isdigit():
+        return int(parts[5])
+    return parse_position(token)
+
+
+async def send_to_device(request: web.Request) -> web.Response:
+    requester = await require_user(request)
+    info = request.match_info
+    await request.app[HOMESERVER].e2ee.send_to_device(requester, info["type"], info["txn"], await json_body(request))
+    return json_response({})
+
+
+async def upload_cross_signing(request: web.Request) -> web.Response:
+    requester = await require_user(request)
+    await request.app[HOMESERVER].e2ee.upload_cross_signing(
+        requester, "POST", "/keys/device_signing/upload", await json_body(request)
+    )
+    return json_response({})
+
+
+async def upload_signatures(request: web.Request) -> web.Response:
+    requester = await require_user(request)
+    return json_response(await request.app[HOMESERVER].e2ee.upload_signatures(requester, await json_body(request)))
+
+
+async def create_backup(request: web.Request) -> web.Response:
+    requester = await require_user(request)
+    version = await request.app[HOMESERVER].e2ee.create_backup(requester, await json_body(request))
+    return json_response({"version": version})
+
+
+async def get_backup(request: web.Request) -> web.Response:
+    requester = await require_user(request)
+    return json_response(await request.app[HOMESERVER].e2ee.backup_info(requester, request.match_info.get("version")))
+
+
+async def update_backup(request: web.Request) -> web.Response:
+    requester = await require_user(request)
+    await request.app[HOMESERVER].e2ee.update_backup(requester, request.match_info["version"], await json_body(request))
+    return json_response({})
+
+
+async def delete_backup(request: web.Request) -> web.Response:
+    requester = await require_user(request)
+    await request.app[HOMESERVER].e2ee.delete_backup(requester, request.match_info["version"])
+    return json_response({})
+
+
+async def room_keys(request: web.Request) -> web.Response:
+    requester = await require_user(request)
+    e2ee = request.app[HOMESERVER].e2ee
+    info = request.match_info
+    room_id, session_id = info.get("room_id"), info.get("session_id")
+    version = request.query.get("version")
+    if request.method == "GET":
+        return json_response(await e2ee.get_room_keys(requester, version, room_id, session_id))
+    if request.method == "DELETE":
+        return json_response(await e2ee.delete_room_keys(requester, version, room_id, session_id))
+    body = await json_body(request)
+    if session_id is not None:
+        rooms = {room_id: {"sessions": {session_id: body}}}
+    elif room_id is not None:
+        rooms = {room_id: body}
+    else:
+        if not isinstance(body.get("rooms"), dict):
+            raise invalid_param("rooms must be an object")
+        rooms = body["rooms"]
+    return json_response(await e2ee.put_room_keys(requester, version, rooms))
+
+
+_add("POST", "/keys/upload", upload_keys)
+_add("POST", "/keys/query", query_keys)
+_add("POST", "/keys/claim", claim_keys)
+_add("GET", "/keys/changes", key_changes)
+_add("PUT", "/sendToDevice/{type}/{txn}", send_to_device)
+_add("POST", "/keys/device_signing/upload", upload_cross_signing)
+_add("POST", "/keys/signatures/upload", upload_signatures)
+_add("POST", "/room_keys/version", create_backup)
+_add("GET", "/room_keys/version", get_backup)
+_add("GET", "/room_keys/version/{version}", get_backup)
+_add("PUT", "/room_keys/version/{version}", update_backup)
+_add("DELETE", "/room_keys/version/{version}", delete_backup)
+for _path in ("/room_keys/keys", "/room_keys/keys/{room_id}", "/room_keys/keys/{room_id}/{session_id}"):
+    for _method in ("GET", "PUT", "DELETE"):
+        _add(_method, _path, room_keys)

@@ -1,0 +1,439 @@
+"""End-to-end encryption support (client-server API keys.yaml, cross_signing.yaml, to_device.yaml,
+key_backup.yaml; modules/end_to_end_encryption.md, send_to_device.md).
+
+The server never sees plaintext; it stores and hands out keys exactly, verifies
+every signature it is given to store, and delivers to-device messages once.
+Users of other servers arrive with federation: their keys are reported as
+failures until then.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Awaitable, Callable
+
+from signedjson.key import decode_verify_key_bytes
+from unpaddedbase64 import decode_base64
+
+from homeserver.config import Config
+from homeserver.core.ids import is_valid_user_id, server_of
+from homeserver.core.signing import SignatureError, verify_json
+from homeserver.errors import MatrixError, bad_json, invalid_param, not_found
+from homeserver.services.notifier import Notifier
+from homeserver.services.sessions import Requester
+from homeserver.storage import devices as device_store
+from homeserver.storage import e2ee
+from homeserver.storage import events as event_store
+from homeserver.storage.database import Database
+
+CROSS_SIGNING_TYPES = {"master_key": "master", "self_signing_key": "self_signing", "user_signing_key": "user_signing"}
+MAX_TO_DEVICE_PER_SYNC = 100
+MAX_KEYS_PER_UPLOAD = 1000
+
+
+def _require_dict(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise bad_json(f"{what} must be an object")
+    return value
+
+
+def _ed25519_key(key_object: dict[str, Any], what: str) -> tuple[str, str]:
+    """The single (key id, public key) of a cross-signing key object."""
+    keys = key_object.get("keys")
+    if not isinstance(keys, dict) or len(keys) != 1:
+        raise bad_json(f"{what} must hold exactly one key")
+    ((key_id, public),) = keys.items()
+    if not isinstance(key_id, str) or not key_id.startswith("ed25519:") or not isinstance(public, str):
+        raise bad_json(f"{what} must be an ed25519 key")
+    return key_id, public
+
+
+def _verify(obj: dict[str, Any], user_id: str, key_id: str, public: str) -> bool:
+    try:
+        verify_json(obj, user_id, key_id, decode_verify_key_bytes(key_id, decode_base64(public)))
+    except (SignatureError, ValueError, TypeError):
+        return False
+    return True
+
+
+class EndToEnd:
+    def __init__(
+        self, config: Config, database: Database, notifier: Notifier,
+        reauthenticate: Callable[[Requester, str, str, dict[str, Any]], Awaitable[dict[str, Any]]],
+    ) -> None:
+        self.config = config
+        self.database = database
+        self.notifier = notifier
+        self.reauthenticate = reauthenticate
+
+    def _local(self, user_id: str) -> bool:
+        return server_of(user_id) == self.config.server_name
+
+    async def _changed(self, conn: Any, user_id: str) -> None:
+        await e2ee.mark_device_list_changed(conn, user_id)
+
+    async def _wake_sharers(self, user_id: str) -> None:
+        self.notifier.notify(await event_store.users_sharing_rooms(self.database.pool, user_id))
+
+    # --- device and one-time keys ----------------------------------------------------------
+
+    async def upload_keys(self, requester: Requester, body: dict[str, Any]) -> dict[str, Any]:
+        user_id, device_id = requester.user_id, requester.device_id
+        device_keys = body.get("device_keys")
+        if device_keys is not None:
+            _require_dict(device_keys, "device_keys")
+            if device_keys.get("user_id") != user_id or device_keys.get("device_id") != device_id:
+                raise invalid_param("device_keys are for another user or device")
+            if not isinstance(device_keys.get("algorithms"), list) or not isinstance(device_keys.get("keys"), dict):
+                raise bad_json("device_keys needs algorithms and keys")
+            own_key = device_keys["keys"].get(f"ed25519:{device_id}")
+            if not isinstance(own_key, str) or not _verify(device_keys, user_id, f"ed25519:{device_id}", own_key):
+                raise invalid_param("device_keys are not signed by the device's own ed25519 key")
+        one_time = self._keys(body.get("one_time_keys"), "one_time_keys")
+        fallback = self._keys(body.get("fallback_keys", body.get("org.matrix.msc2732.fallback_keys")), "fallback_keys")
+        changed = False
+        async with self.database.pool.acquire() as conn, conn.transaction():
+            if device_keys is not None:
+                current = (await e2ee.get_device_keys(conn, [user_id])).get(user_id, {}).get(device_id)
+                stored = {k: v for k, v in (current or {}).items() if k != "unsigned"}
+                if stored != {k: v for k, v in device_keys.items() if k != "unsigned"}:
+                    await e2ee.set_device_keys(conn, user_id, device_id, device_keys)
+                    await self._changed(conn, user_id)
+                    changed = True
+            conflicts = await e2ee.add_one_time_keys(conn, user_id, device_id, one_time)
+            if conflicts:
+                raise invalid_param(f"One-time key {conflicts[0][0]}:{conflicts[0][1]} already exists with other content")
+            for algorithm, key_id, key in fallback:
+                await e2ee.set_fallback_key(conn, user_id, device_id, algorithm, key_id, key)
+            counts = await e2ee.count_one_time_keys(conn, user_id, device_id)
+        if changed:
+            await self._wake_sharers(user_id)
+        return {"one_time_key_counts": {"signed_curve25519": 0, **counts}}
+
+    @staticmethod
+    def _keys(value: Any, what: str) -> list[tuple[str, str, Any]]:
+        if value is None:
+            return []
+        _require_dict(value, what)
+        if len(value) > MAX_KEYS_PER_UPLOAD:
+            raise MatrixError(413, "M_TOO_LARGE", f"At most {MAX_KEYS_PER_UPLOAD} {what} per upload")
+        keys = []
+        for full_id, key in value.items():
+            algorithm, sep, key_id = full_id.partition(":")
+            if not sep or not algorithm or not key_id or not isinstance(key, (str, dict)):
+                raise bad_json(f"{what} must map algorithm:key_id to keys")
+            keys.append((algorithm, key_id, key))
+        return keys
+
+    async def query_keys(self, requester: Requester, body: dict[str, Any]) -> dict[str, Any]:
+        wanted = _require_dict(body.get("device_keys"), "device_keys")
+        local: dict[str, list[str]] = {}
+        failures: dict[str, Any] = {}
+        for user_id, devices in wanted.items():
+            if not isinstance(devices, list) or not all(isinstance(d, str) for d in devices):
+                raise bad_json("device_keys must map user ids to lists of device ids")
+            if self._local(user_id):
+                local[user_id] = devices
+            else:
+                failures[server_of(user_id)] = {"status": 503, "message": "Federation is not available yet"}
+        pool = self.database.pool
+        keys = await e2ee.get_device_keys(pool, list(local))
+        cross = await e2ee.get_cross_signing_keys(pool, list(local))
+        signatures = await e2ee.signatures_for(pool, list(local))
+        result: dict[str, Any] = {"device_keys": {}, "failures": failures, "master_keys": {},
+                                  "self_signing_keys": {}, "user_signing_keys": {}}
+        for user_id, devices in local.items():
+            user_devices = keys.get(user_id, {})
+            chosen = {d: k for d, k in user_devices.items() if not devices or d in devices}
+            for signature in signatures:
+                if signature["target_user"] == user_id and signature["target_key_id"] in chosen:
+                    sigs = chosen[signature["target_key_id"]].setdefault("signatures", {})
+                    sigs.setdefault(signature["signer_user"], {})[signature["signer_key_id"]] = signature["signature"]
+            result["device_keys"][user_id] = chosen
+            for key_type, field in (("master", "master_keys"), ("self_signing", "self_signing_keys")):
+                if key_type in cross.get(user_id, {}):
+                    key_object = cross[user_id][key_type]
+                    if key_type == "master":
+                        _key_id, public = _ed25519_key(key_object, "master key")
+                        for signature in signatures:
+                            visible = signature["signer_user"] in (user_id, requester.user_id)
+                            if signature["target_user"] == user_id and signature["target_key_id"] == public and visible:
+                                sigs = key_object.setdefault("signatures", {})
+                                sigs.setdefault(signature["signer_user"], {})[signature["signer_key_id"]] = \
+                                    signature["signature"]
+                    result[field][user_id] = key_object
+            if user_id == requester.user_id and "user_signing" in cross.get(user_id, {}):
+                result["user_signing_keys"][user_id] = cross[user_id]["user_signing"]
+        return result
+
+    async def claim_keys(self, requester: Requester, body: dict[str, Any]) -> dict[str, Any]:
+        wanted = _require_dict(body.get("one_time_keys"), "one_time_keys")
+        claimed: dict[str, Any] = {}
+        failures: dict[str, Any] = {}
+        async with self.database.pool.acquire() as conn, conn.transaction():
+            for user_id, devices in wanted.items():
+                if not isinstance(devices, dict) or not all(isinstance(a, str) for a in devices.values()):
+                    raise bad_json("one_time_keys must map users to devices to algorithms")
+                if not self._local(user_id):
+                    failures[server_of(user_id)] = {"status": 503, "message": "Federation is not available yet"}
+                    continue
+                for device_id, algorithm in devices.items():
+                    key = await e2ee.claim_key(conn, user_id, device_id, algorithm)
+                    if key is not None:
+                        claimed.setdefault(user_id, {})[device_id] = {f"{algorithm}:{key[0]}": key[1]}
+        return {"one_time_keys": claimed, "failures": failures}
+
+    async def changes(self, requester: Requester, since: int, upto: int) -> dict[str, Any]:
+        sharers = await event_store.users_sharing_rooms(self.database.pool, requester.user_id)
+        changed = await e2ee.device_list_changes_since(self.database.pool, sorted(sharers), since, upto)
+        return {"changed": sorted(changed), "left": []}
+
+    async def device_deleted(self, user_id: str, device_ids: list[str] | None) -> None:
+        async with self.database.pool.acquire() as conn, conn.transaction():
+            await e2ee.delete_device_e2ee(conn, user_id, device_ids)
+            await self._changed(conn, user_id)
+        await self._wake_sharers(user_id)
+
+    # --- to-device messages ------------------------------------------------------------------
+
+    async def send_to_device(
+        self, requester: Requester, event_type: str, txn_id: str, body: dict[str, Any]
+    ) -> None:
+        messages = _require_dict(body.get("messages"), "messages")
+        batch: list[tuple[str, str, dict[str, Any]]] = []
+        recipients: set[str] = set()
+        async with self.database.pool.acquire() as conn, conn.transaction():
+            if await e2ee.to_device_txn_seen(conn, requester.user_id, requester.device_id, txn_id, int(time.time() * 1000)):
+                return
+            for user_id, by_device in messages.items():
+                if not isinstance(by_device, dict) or not is_valid_user_id(user_id):
+                    raise bad_json("messages must map user ids to devices to contents")
+                if not self._local(user_id):
+                    continue
+                devices = [d["device_id"] for d in await device_store.list_devices(conn, user_id)]
+                for device_id, content in by_device.items():
+                    if not isinstance(content, dict):
+                        raise bad_json("to-device message contents must be objects")
+                    targets = devices if device_id == "*" else [device_id] if device_id in devices else []
+                    message = {"type": event_type, "sender": requester.user_id, "content": content}
+                    batch.extend((user_id, target, message) for target in targets)
+                    if targets:
+                        recipients.add(user_id)
+            await e2ee.add_to_device(conn, batch)
+        self.notifier.notify(recipients)
+
+    # --- cross-signing -------------------------------------------------------------------------
+
+    async def upload_cross_signing(self, requester: Requester, method: str, path: str, body: dict[str, Any]) -> None:
+        user_id = requester.user_id
+        existing = (await e2ee.get_cross_signing_keys(self.database.pool, [user_id])).get(user_id, {})
+        new_master = body.get("master_key")
+        if existing.get("master") is not None and new_master is not None and new_master != existing["master"]:
+            body = await self.reauthenticate(requester, method, path, body)
+        uploads: dict[str, dict[str, Any]] = {}
+        for field, key_type in CROSS_SIGNING_TYPES.items():
+            if body.get(field) is not None:
+                key_object = _require_dict(body[field], field)
+                if key_object.get("user_id") != user_id:
+                    raise invalid_param(f"{field} is for another user")
+                usage = key_object.get("usage")
+                if not isinstance(usage, list) or key_type not in usage:
+                    raise invalid_param(f"{field} must have usage {key_type!r}")
+                _ed25519_key(key_object, field)
+                uploads[key_type] = key_object
+        master = uploads.get("master", existing.get("master"))
+        if master is None and uploads:
+            raise invalid_param("A master key is needed first")
+        if master is not None:
+            master_id, master_public = _ed25519_key(master, "master key")
+            for key_type in ("self_signing", "user_signing"):
+                if key_type in uploads and not _verify(uploads[key_type], user_id, master_id, master_public):
+                    raise invalid_param(f"The {key_type} key is not signed by the master key")
+        async with self.database.pool.acquire() as conn, conn.transaction():
+            for key_type, key_object in uploads.items():
+                await e2ee.set_cross_signing_key(conn, user_id, key_type, key_object)
+            if uploads:
+                await self._changed(conn, user_id)
+        if uploads:
+            await self._wake_sharers(user_id)
+
+    async def upload_signatures(self, requester: Requester, body: dict[str, Any]) -> dict[str, Any]:
+        """Store signatures: of one's own devices (by the self-signing key), of one's master key (by
+        a device), of another user's master key (by the user-signing key). Each is verified."""
+        user_id = requester.user_id
+        pool = self.database.pool
+        failures: dict[str, dict[str, Any]] = {}
+        accepted: list[tuple[str, str, str, str]] = []
+
+        def fail(target: str, key_id: str, errcode: str, message: str) -> None:
+            failures.setdefault(target, {})[key_id] = {"errcode": errcode, "error": message}
+
+        for target_user, by_key in body.items():
+            if not isinstance(by_key, dict):
+                raise bad_json("signatures must map users to key ids to signed objects")
+            if not self._local(target_user):
+                for key_id in by_key:
+                    fail(target_user, key_id, "M_UNKNOWN", "Federation is not available yet")
+                continue
+            cross = (await e2ee.get_cross_signing_keys(pool, [target_user, user_id]))
+            devices = (await e2ee.get_device_keys(pool, [target_user])).get(target_user, {})
+            own = cross.get(user_id, {})
+            for key_id, signed in by_key.items():
+                if not isinstance(signed, dict):
+                    fail(target_user, key_id, "M_BAD_JSON", "Not an object")
+                    continue
+                signer_key = self._signer_for(target_user == user_id, key_id, devices, cross.get(target_user, {}), own)
+                if signer_key is None:
+                    fail(target_user, key_id, "M_INVALID_SIGNATURE", "Unknown key or no key to check the signature with")
+                    continue
+                signer_id, signer_public = signer_key
+                signature = signed.get("signatures", {}).get(user_id, {}).get(signer_id) \
+                    if isinstance(signed.get("signatures"), dict) else None
+                if not isinstance(signature, str) or not _verify(signed, user_id, signer_id, signer_public):
+                    fail(target_user, key_id, "M_INVALID_SIGNATURE", "Invalid signature")
+                    continue
+                accepted.append((target_user, key_id, signer_id, signature))
+        async with pool.acquire() as conn, conn.transaction():
+            for target_user, key_id, signer_id, signature in accepted:
+                await e2ee.add_signature(conn, target_user, key_id, user_id, signer_id, signature)
+            for target_user in {a[0] for a in accepted}:
+                await self._changed(conn, target_user)
+        for target_user in {a[0] for a in accepted}:
+            await self._wake_sharers(target_user)
+        return {"failures": failures}
+
+    @staticmethod
+    def _signer_for(
+        own: bool, key_id: str, devices: dict[str, Any], target_cross: dict[str, Any], signer_cross: dict[str, Any]
+    ) -> tuple[str, str] | None:
+        """Which key must have signed a signature of `key_id`: (key id, public key)."""
+        if own and key_id in devices:
+            if "self_signing" not in signer_cross:
+                return None
+            return _ed25519_key(signer_cross["self_signing"], "self-signing key")
+        master = target_cross.get("master")
+        if master is None or _ed25519_key(master, "master key")[1] != key_id:
+            return None
+        if own:
+            return None if not devices else next(
+                ((f"ed25519:{d}", k["keys"][f"ed25519:{d}"]) for d, k in devices.items()
+                 if isinstance(k.get("keys"), dict) and f"ed25519:{d}" in k["keys"]), None)
+        if "user_signing" not in signer_cross:
+            return None
+        return _ed25519_key(signer_cross["user_signing"], "user-signing key")
+
+    # --- key backup ------------------------------------------------------------------------------
+
+    async def _backup(self, user_id: str, version: int | None) -> dict[str, Any]:
+        backup = await e2ee.get_backup(self.database.pool, user_id, version)
+        if backup is None:
+            raise not_found("No current backup version" if version is None else "Unknown backup version")
+        return backup
+
+    async def _current_version_for_write(self, user_id: str, version: str | None) -> int:
+        current = await e2ee.get_backup(self.database.pool, user_id, None)
+        if version is None or not version.isdigit():
+            raise invalid_param("version is required")
+        if current is None or current["version"] != int(version):
+            raise MatrixError(403, "M_WRONG_ROOM_KEYS_VERSION", "Wrong backup version",
+                              current_version=str(current["version"]) if current else None)
+        return int(version)
+
+    async def create_backup(self, requester: Requester, body: dict[str, Any]) -> str:
+        algorithm = body.get("algorithm")
+        auth_data = body.get("auth_data")
+        if not isinstance(algorithm, str) or not isinstance(auth_data, dict):
+            raise bad_json("algorithm (a string) and auth_data (an object) are required")
+        return str(await e2ee.create_backup(self.database.pool, requester.user_id, algorithm, auth_data))
+
+    async def backup_info(self, requester: Requester, version: str | None) -> dict[str, Any]:
+        if version is not None and not version.isdigit():
+            raise not_found("Unknown backup version")
+        backup = await self._backup(requester.user_id, int(version) if version else None)
+        count = await e2ee.count_room_keys(self.database.pool, requester.user_id, backup["version"])
+        return {"version": str(backup["version"]), "algorithm": backup["algorithm"],
+                "auth_data": backup["auth_data"], "etag": str(backup["etag"]), "count": count}
+
+    async def update_backup(self, requester: Requester, version: str, body: dict[str, Any]) -> None:
+        backup = await self._backup(requester.user_id, int(version) if version.isdigit() else -1)
+        if body.get("algorithm") != backup["algorithm"] or not isinstance(body.get("auth_data"), dict):
+            raise invalid_param("algorithm must stay the same and auth_data must be an object")
+        if "version" in body and body["version"] != version:
+            raise invalid_param("version in the body does not match")
+        await e2ee.update_backup(self.database.pool, requester.user_id, backup["version"], body["auth_data"])
+
+    async def delete_backup(self, requester: Requester, version: str) -> None:
+        if not version.isdigit() or not await e2ee.delete_backup(self.database.pool, requester.user_id, int(version)):
+            raise not_found("Unknown backup version")
+
+    async def put_room_keys(
+        self, requester: Requester, version: str | None, rooms: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Store keys, keeping the better of an existing and a new session key (spec rules)."""
+        user_id = requester.user_id
+        number = await self._current_version_for_write(user_id, version)
+        entries = []
+        for room_id, room in rooms.items():
+            sessions = _require_dict(_require_dict(room, "room").get("sessions"), "sessions")
+            for session_id, key in sessions.items():
+                key = _require_dict(key, "session key")
+                for field, kind in (("first_message_index", int), ("forwarded_count", int), ("is_verified", bool)):
+                    if not isinstance(key.get(field), kind) or (kind is int and isinstance(key.get(field), bool)):
+                        raise bad_json(f"{field} must be {'an integer' if kind is int else 'a boolean'}")
+                if not isinstance(key.get("session_data"), dict):
+                    raise bad_json("session_data must be an object")
+                entries.append((room_id, session_id, key))
+        changed = False
+        async with self.database.pool.acquire() as conn, conn.transaction():
+            for room_id, session_id, key in entries:
+                old = await e2ee.get_room_key(conn, user_id, number, room_id, session_id)
+                if old is None or _better(key, old):
+                    await e2ee.put_room_key(conn, user_id, number, room_id, session_id, key)
+                    changed = True
+            if changed:
+                await e2ee.bump_backup_etag(conn, user_id, number)
+        info = await self.backup_info(requester, str(number))
+        return {"etag": info["etag"], "count": info["count"]}
+
+    async def get_room_keys(
+        self, requester: Requester, version: str | None, room_id: str | None, session_id: str | None
+    ) -> dict[str, Any]:
+        if version is None or not version.isdigit():
+            raise invalid_param("version is required")
+        backup = await self._backup(requester.user_id, int(version))
+        keys = await e2ee.get_room_keys(self.database.pool, requester.user_id, backup["version"], room_id, session_id)
+        shaped = {k["room_id"]: {} for k in keys}
+        for k in keys:
+            shaped[k["room_id"]][k["session_id"]] = {
+                "first_message_index": k["first_message_index"], "forwarded_count": k["forwarded_count"],
+                "is_verified": k["is_verified"], "session_data": k["session_data"],
+            }
+        if session_id is not None:
+            if not keys:
+                raise not_found("No such session key")
+            return shaped[room_id][session_id]  # type: ignore[index]
+        if room_id is not None:
+            return {"sessions": shaped.get(room_id, {})}
+        return {"rooms": {r: {"sessions": s} for r, s in shaped.items()}}
+
+    async def delete_room_keys(
+        self, requester: Requester, version: str | None, room_id: str | None, session_id: str | None
+    ) -> dict[str, Any]:
+        if version is None or not version.isdigit():
+            raise invalid_param("version is required")
+        backup = await self._backup(requester.user_id, int(version))
+        async with self.database.pool.acquire() as conn, conn.transaction():
+            await e2ee.delete_room_keys(conn, requester.user_id, backup["version"], room_id, session_id)
+            await e2ee.bump_backup_etag(conn, requester.user_id, backup["version"])
+        info = await self.backup_info(requester, version)
+        return {"etag": info["etag"], "count": info["count"]}
+
+
+def _better(new: dict[str, Any], old: dict[str, Any]) -> bool:
+    """The spec's replacement rule: verified beats unverified, then a lower first message index,
+    then a lower forwarded count."""
+    if new["is_verified"] != old["is_verified"]:
+        return bool(new["is_verified"])
+    if new["first_message_index"] != old["first_message_index"]:
+        return new["first_message_index"] < old["first_message_index"]
+    return new["forwarded_count"] < old["forwarded_count"]
