@@ -131,6 +131,21 @@ def parse_duration(value: int | str, key: str) -> int:
     raise ValueError(f"{key}: {value!r} is not a duration (milliseconds, or a number with ms, s, m, h, d, w, y)")
 
 
+_SIZE_UNITS = {"K": 1024, "M": 1024**2, "G": 1024**3}
+
+
+def parse_size(value: int | str, key: str) -> int:
+    """Synapse's sizes: bytes as an integer, or a string like `50M`, `512K`, `1G`."""
+    if isinstance(value, int):
+        return value
+    number, unit = value[:-1], value[-1:].upper()
+    if unit in _SIZE_UNITS and number.isdigit():
+        return int(number) * _SIZE_UNITS[unit]
+    if value.isdigit():
+        return int(value)
+    raise ValueError(f"{key}: {value!r} is not a size (bytes, or a number with K, M or G)")
+
+
 @dataclass(frozen=True)
 class RateLimit:
     """A token bucket: `burst_count` actions at once, refilled at `per_second`."""
@@ -188,6 +203,9 @@ class Config:
     rc_message: RateLimit = RateLimit(0.2, 10)
     rc_exempt_users: tuple[str, ...] = ()
     presence: PresenceConfig = PresenceConfig()
+    media_store_path: Path | None = None
+    max_upload_size: int | str = "50M"
+    enable_authenticated_media: bool = True
     default_room_version: str = "12"
 
     def __post_init__(self) -> None:
@@ -216,6 +234,7 @@ class Config:
             object.__setattr__(
                 self, "refresh_token_lifetime", parse_duration(self.refresh_token_lifetime, "refresh_token_lifetime")
             )
+        object.__setattr__(self, "max_upload_size", parse_size(self.max_upload_size, "max_upload_size"))
         if self.enable_registration and not (
             self.enable_registration_without_verification or self.registration_requires_token
         ):
@@ -234,6 +253,14 @@ class Config:
     @property
     def signing_key_file(self) -> Path:
         return self.signing_key_path or self.data_dir / "signing.key"
+
+    @property
+    def media_store_file(self) -> Path:
+        return self.media_store_path or self.data_dir / "media_store"
+
+    @property
+    def max_upload_size_bytes(self) -> int:
+        return int(self.max_upload_size)
 
     @property
     def embedded_database_dir(self) -> Path:

@@ -14,6 +14,7 @@ from homeserver.http import (
     devices,
     discovery,
     e2ee,
+    media,
     profile,
     room_extras,
     rooms,
@@ -40,10 +41,11 @@ RESOURCE_ROUTES: dict[str, tuple[web.RouteTableDef, ...]] = {
         room_extras.routes,
         sync.routes,
         e2ee.routes,
+        media.routes,
     ),
     "federation": (server_keys.routes,),
     "keys": (server_keys.routes,),
-    "media": (),
+    "media": (media.routes,),
     "health": (),
 }
 
