@@ -174,6 +174,20 @@ class PresenceConfig:
     enabled: bool = True
 
 
+@dataclass(frozen=True)
+class PublicationRule:
+    """One of Synapse's `room_list_publication_rules`: glob patterns and an action."""
+
+    action: Literal["allow", "deny"]
+    user_id: str = "*"
+    alias: str = "*"
+    room_id: str = "*"
+
+
+def _default_publication_rules() -> tuple[PublicationRule, ...]:
+    return (PublicationRule("allow"),)
+
+
 def _default_listeners() -> tuple[ListenerConfig, ...]:
     return (ListenerConfig(port=8008, x_forwarded=True),)
 
@@ -206,6 +220,11 @@ class Config:
     media_store_path: Path | None = None
     max_upload_size: int | str = "50M"
     enable_authenticated_media: bool = True
+    room_list_publication_rules: tuple[PublicationRule, ...] = field(default_factory=_default_publication_rules)
+    turn_uris: tuple[str, ...] = ()
+    turn_shared_secret: str | None = None
+    turn_user_lifetime: int | str = "1h"
+    extra_well_known_client_content: dict[str, Any] = field(default_factory=dict)
     default_room_version: str = "12"
 
     def __post_init__(self) -> None:
@@ -235,6 +254,7 @@ class Config:
                 self, "refresh_token_lifetime", parse_duration(self.refresh_token_lifetime, "refresh_token_lifetime")
             )
         object.__setattr__(self, "max_upload_size", parse_size(self.max_upload_size, "max_upload_size"))
+        object.__setattr__(self, "turn_user_lifetime", parse_duration(self.turn_user_lifetime, "turn_user_lifetime"))
         if self.enable_registration and not (
             self.enable_registration_without_verification or self.registration_requires_token
         ):

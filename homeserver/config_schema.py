@@ -68,6 +68,8 @@ def _type_name(tp: Any) -> str:
 
 def convert(tp: Any, value: Any, path: str) -> Any:
     """Convert `value` to type `tp`, raising `ConfigError` that names `path`."""
+    if tp is Any:
+        return value
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
         args = typing.get_args(tp)

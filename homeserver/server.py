@@ -15,6 +15,7 @@ from homeserver.http.app import build_app
 from homeserver.services.account_data import AccountData
 from homeserver.services.accounts import Accounts
 from homeserver.services.admin_registration import AdminRegistration
+from homeserver.services.directory import Directory
 from homeserver.services.e2ee import EndToEnd
 from homeserver.services.media import Media
 from homeserver.services.ephemeral import Receipts, Typing
@@ -73,6 +74,8 @@ class HomeServer:
         self.receipts = Receipts(database, self.event_store, self.notifier, self._joined_members)
         self.presence = Presence(config.presence.enabled, database, self.notifier)
         self.media = Media(config, database)
+        self.directory = Directory(config, database, self.event_store)
+        self.rooms.directory = self.directory
         self.e2ee = EndToEnd(config, database, self.notifier, self.accounts.reauthenticate)
         self.accounts.on_devices_deleted = self.e2ee.device_deleted
         self.sync = Sync(database, self.event_store, self.pipeline, self.notifier, self.typing, self.receipts,

@@ -33,7 +33,7 @@ async def well_known_client(request: web.Request) -> web.Response:
     config = request.app[HOMESERVER].config
     if not config.serve_client_wellknown:
         raise not_found("No .well-known/matrix/client configured")
-    return json_response({"m.homeserver": {"base_url": config.base_url}})
+    return json_response({**config.extra_well_known_client_content, "m.homeserver": {"base_url": config.base_url}})
 
 
 @routes.get("/.well-known/matrix/server")

@@ -307,6 +307,16 @@ class Accounts:
         self.sessions.forget_device(requester.user_id, None)
         await self._devices_deleted(requester.user_id, None)
 
+    async def whois_devices(self, user_id: str) -> dict[str, Any]:
+        """`/admin/whois`: each device's last connection."""
+        found = await devices.list_devices_with_agents(self.database.pool, user_id)
+        return {
+            d["device_id"]: {"sessions": [{"connections": [
+                {"ip": d["last_seen_ip"], "last_seen": d["last_seen_ts"], "user_agent": d["last_seen_user_agent"]}
+            ] if d["last_seen_ts"] else []}]}
+            for d in found
+        }
+
     # --- devices ---------------------------------------------------------------------
 
     async def list_devices(self, requester: Requester) -> list[dict[str, Any]]:

@@ -86,6 +86,8 @@ class Rooms:
         self, config: Config, database: Database, store: EventStore, pipeline: EventPipeline, account_data: AccountData
     ) -> None:
         self.account_data = account_data
+        self.directory: Any = None
+        """The directory service (canonical alias checks, publication); set by the server."""
         self.config = config
         self.message_limiter = RateLimiter(config.rc_message)
         self.database = database
@@ -206,6 +208,8 @@ class Rooms:
             await self._send(room, user_id, "m.room.name", {"name": body["name"]}, "")
         if "topic" in body:
             await self._send(room, user_id, "m.room.topic", {"topic": body["topic"]}, "")
+        if visibility == "public" and self.directory is not None:
+            await self.directory.set_visibility(requester, room.room_id, {"visibility": "public"})
         for invitee in invites:
             extra = {"is_direct": True} if is_direct else {}
             await self._send(room, user_id, "m.room.member", await self._member_content(invitee, "invite", extra),
@@ -552,6 +556,8 @@ class Rooms:
     ) -> str:
         room = await self.store.require_room(room_id)
         self._rate_limit(requester.user_id)
+        if event_type == "m.room.canonical_alias" and state_key == "" and self.directory is not None:
+            await self.directory.check_canonical_alias(room_id, content)
         if event_type == "m.room.member":
             membership = content.get("membership")
             if not isinstance(membership, str):

@@ -28,6 +28,14 @@ async def list_devices(conn: Executor, user_id: str) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
+async def list_devices_with_agents(conn: Executor, user_id: str) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT device_id, last_seen_ip, last_seen_ts, last_seen_user_agent FROM devices WHERE user_id = $1 "
+        "ORDER BY device_id", user_id,
+    )
+    return [dict(r) for r in rows]
+
+
 async def get_device(conn: Executor, user_id: str, device_id: str) -> dict[str, Any] | None:
     row = await conn.fetchrow(
         "SELECT device_id, display_name, last_seen_ip, last_seen_ts FROM devices "

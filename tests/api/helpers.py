@@ -22,7 +22,7 @@ class Api:
         query: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        url = self.base + (path if path.startswith("/_") else "/_matrix/client/v3" + path)
+        url = self.base + (path if path.startswith(("/_", "/.")) else "/_matrix/client/v3" + path)
         kwargs: dict[str, Any] = {"headers": headers, "params": query}
         if raw is not None:
             kwargs["data"] = raw

@@ -1,0 +1,242 @@
+"""Room aliases, the public room list, calls (TURN), OpenID tokens and content reports.
+
+Client-server API directory.yaml, list_public_rooms.yaml, voip.yaml, openid.yaml,
+report_content.yaml; server-server API openid.yaml (userinfo).
+"""
+
+from __future__ import annotations
+
+import base64
+import fnmatch
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from typing import Any
+
+from homeserver.config import Config
+from homeserver.core.ids import server_of
+from homeserver.core.power_levels import send_level, user_level
+from homeserver.errors import MatrixError, bad_json, forbidden, invalid_param, not_found
+from homeserver.services.events import EventStore
+from homeserver.services.sessions import Requester
+from homeserver.storage import aliases, directory
+from homeserver.storage import events as event_store
+from homeserver.storage import users
+from homeserver.storage.database import Database
+
+ALIAS = re.compile(r"#[^:\s]+:\S+\Z")
+OPENID_LIFETIME_MS = 3600 * 1000
+MAX_PUBLIC_ROOMS_PAGE = 500
+
+
+class Directory:
+    def __init__(self, config: Config, database: Database, store: EventStore) -> None:
+        self.config = config
+        self.database = database
+        self.store = store
+
+    # --- aliases ----------------------------------------------------------------------------
+
+    def _local_alias(self, alias: str) -> str:
+        if not ALIAS.match(alias) or len(alias) > 255:
+            raise invalid_param(f"{alias!r} is not a room alias")
+        if server_of(alias) != self.config.server_name:
+            raise invalid_param("Room aliases of other servers cannot be managed here")
+        return alias
+
+    async def _is_admin(self, user_id: str) -> bool:
+        user = await users.get_user(self.database.pool, user_id)
+        return bool(user and user["admin"])
+
+    async def create_alias(self, requester: Requester, alias: str, body: dict[str, Any]) -> None:
+        alias = self._local_alias(alias)
+        room_id = body.get("room_id")
+        if not isinstance(room_id, str):
+            raise bad_json("room_id is required")
+        await self.store.require_room(room_id)
+        if not await aliases.create_alias(self.database.pool, alias, room_id, requester.user_id):
+            raise MatrixError(409, "M_UNKNOWN", f"Room alias {alias} already exists")
+
+    async def resolve(self, alias: str) -> dict[str, Any]:
+        if not ALIAS.match(alias):
+            raise invalid_param(f"{alias!r} is not a room alias")
+        if server_of(alias) != self.config.server_name:
+            raise not_found("Aliases of other servers are resolved over federation, which is not available yet")
+        room_id = await aliases.resolve_alias(self.database.pool, alias)
+        if room_id is None:
+            raise not_found(f"Room alias {alias} not found")
+        return {"room_id": room_id, "servers": [self.config.server_name]}
+
+    async def delete_alias(self, requester: Requester, alias: str) -> None:
+        alias = self._local_alias(alias)
+        creator = await aliases.alias_creator(self.database.pool, alias)
+        if creator is None:
+            raise not_found(f"Room alias {alias} not found")
+        if creator != requester.user_id and not await self._is_admin(requester.user_id):
+            room_id = await aliases.resolve_alias(self.database.pool, alias)
+            if not room_id or not await self._can_edit(requester.user_id, room_id):
+                raise forbidden("You may not delete this alias")
+        await aliases.delete_alias(self.database.pool, alias)
+
+    async def room_aliases(self, requester: Requester, room_id: str) -> list[str]:
+        room = await self.store.require_room(room_id)
+        membership = await event_store.membership_of(self.database.pool, room.room_nid, requester.user_id)
+        if membership is None or membership["membership"] != "join":
+            raise forbidden("You are not in the room")
+        return await aliases.aliases_of_room(self.database.pool, room_id)
+
+    async def check_canonical_alias(self, room_id: str, content: dict[str, Any]) -> None:
+        """`m.room.canonical_alias` may only name valid aliases, and ours must point at the room."""
+        names = []
+        if content.get("alias") is not None:
+            names.append(content["alias"])
+        alt = content.get("alt_aliases", [])
+        if not isinstance(alt, list):
+            raise MatrixError(400, "M_INVALID_PARAM", "alt_aliases must be a list")
+        names.extend(alt)
+        for name in names:
+            if not isinstance(name, str) or not ALIAS.match(name):
+                raise MatrixError(400, "M_INVALID_PARAM", f"{name!r} is not a room alias")
+            if server_of(name) == self.config.server_name and \
+                    await aliases.resolve_alias(self.database.pool, name) != room_id:
+                raise MatrixError(400, "M_BAD_ALIAS", f"{name} does not point to this room")
+
+    # --- the public room list ---------------------------------------------------------------------
+
+    async def _can_edit(self, user_id: str, room_id: str) -> bool:
+        room = await self.store.require_room(room_id)
+        state = await self.store.state_events(room, await event_store.current_state(self.database.pool, room.room_nid))
+        member = state.get(("m.room.member", user_id))
+        return member is not None and member.membership == "join" and \
+            user_level(user_id, state) >= send_level("m.room.canonical_alias", "", state)
+
+    def _publication_allowed(self, user_id: str, room_id: str, room_aliases: list[str]) -> bool:
+        for rule in self.config.room_list_publication_rules:
+            if not fnmatch.fnmatchcase(user_id, rule.user_id) or not fnmatch.fnmatchcase(room_id, rule.room_id):
+                continue
+            if rule.alias != "*" and not any(fnmatch.fnmatchcase(a, rule.alias) for a in room_aliases):
+                continue
+            return rule.action == "allow"
+        return False
+
+    async def visibility(self, room_id: str) -> str:
+        await self.store.require_room(room_id)
+        return "public" if await directory.is_published(self.database.pool, room_id) else "private"
+
+    async def set_visibility(self, requester: Requester, room_id: str, body: dict[str, Any]) -> None:
+        visibility = body.get("visibility", "public")
+        if visibility not in ("public", "private"):
+            raise invalid_param("visibility must be 'public' or 'private'")
+        await self.store.require_room(room_id)
+        if not await self._is_admin(requester.user_id) and not await self._can_edit(requester.user_id, room_id):
+            raise forbidden("You may not change this room's visibility")
+        if visibility == "public" and not await self._is_admin(requester.user_id) and not self._publication_allowed(
+            requester.user_id, room_id, await aliases.aliases_of_room(self.database.pool, room_id)
+        ):
+            raise forbidden("Publishing this room is not allowed on this server")
+        await directory.set_published(self.database.pool, room_id, visibility == "public")
+
+    async def public_rooms(self, limit: int | None, since: str | None, search: str | None, server: str | None) -> dict[str, Any]:
+        if server is not None and server != self.config.server_name:
+            raise MatrixError(404, "M_NOT_FOUND", "Room lists of other servers need federation")
+        if limit is not None and limit < 1:
+            raise invalid_param("limit must be positive")
+        start = 0
+        if since:
+            if not since.startswith("p") or not since[1:].isdigit():
+                raise invalid_param("Invalid pagination token")
+            start = int(since[1:])
+        entries = []
+        for row in await directory.published_rooms(self.database.pool):
+            entry = await self._summary(row)
+            if search:
+                haystack = " ".join(str(entry.get(k, "")) for k in ("name", "topic", "canonical_alias")).lower()
+                if search.lower() not in haystack:
+                    continue
+            entries.append(entry)
+        page_size = min(limit or MAX_PUBLIC_ROOMS_PAGE, MAX_PUBLIC_ROOMS_PAGE)
+        chunk = entries[start:start + page_size]
+        result: dict[str, Any] = {"chunk": chunk, "total_room_count_estimate": len(entries)}
+        if start + page_size < len(entries):
+            result["next_batch"] = f"p{start + page_size}"
+        if start > 0:
+            result["prev_batch"] = f"p{max(0, start - page_size)}"
+        return result
+
+    async def _summary(self, row: dict[str, Any]) -> dict[str, Any]:
+        room = await self.store.require_room(row["room_id"])
+        state = await self.store.state_events(room, await event_store.current_state(self.database.pool, room.room_nid))
+
+        def value(event_type: str, key: str) -> Any:
+            event = state.get((event_type, ""))
+            return event.content.get(key) if event is not None else None
+
+        entry: dict[str, Any] = {
+            "room_id": row["room_id"],
+            "num_joined_members": row["joined"],
+            "world_readable": value("m.room.history_visibility", "history_visibility") == "world_readable",
+            "guest_can_join": value("m.room.guest_access", "guest_access") == "can_join",
+            "join_rule": value("m.room.join_rules", "join_rule") or "invite",
+        }
+        for key, event_type, field in (("name", "m.room.name", "name"), ("topic", "m.room.topic", "topic"),
+                                       ("canonical_alias", "m.room.canonical_alias", "alias"),
+                                       ("avatar_url", "m.room.avatar", "url"), ("room_type", "m.room.create", "type")):
+            found = value(event_type, field)
+            if isinstance(found, str):
+                entry[key] = found
+        return entry
+
+    # --- calls, OpenID, reports -------------------------------------------------------------------------
+
+    def turn_server(self, requester: Requester) -> dict[str, Any]:
+        """coturn's REST credentials: user `expiry:user_id`, password HMAC-SHA1 of it with the shared secret."""
+        if not self.config.turn_uris or not self.config.turn_shared_secret:
+            return {}
+        lifetime_s = int(self.config.turn_user_lifetime) // 1000
+        username = f"{int(time.time()) + lifetime_s}:{requester.user_id}"
+        digest = hmac.new(self.config.turn_shared_secret.encode(), username.encode(), hashlib.sha1).digest()
+        return {"username": username, "password": base64.b64encode(digest).decode(), "uris": list(self.config.turn_uris),
+                "ttl": lifetime_s}
+
+    async def openid_token(self, requester: Requester, user_id: str) -> dict[str, Any]:
+        if user_id != requester.user_id:
+            raise forbidden("Cannot request OpenID tokens for other users")
+        token = secrets.token_urlsafe(32)
+        await directory.add_openid_token(self.database.pool, hashlib.sha256(token.encode()).digest(), user_id,
+                                         int(time.time() * 1000) + OPENID_LIFETIME_MS)
+        return {"access_token": token, "token_type": "Bearer", "matrix_server_name": self.config.server_name,
+                "expires_in": OPENID_LIFETIME_MS // 1000}
+
+    async def openid_userinfo(self, token: str) -> dict[str, Any]:
+        user_id = await directory.openid_user(self.database.pool, hashlib.sha256(token.encode()).digest(),
+                                              int(time.time() * 1000))
+        if user_id is None:
+            raise MatrixError(401, "M_UNKNOWN_TOKEN", "Unknown or expired OpenID token")
+        return {"sub": user_id}
+
+    async def report(
+        self, requester: Requester, body: dict[str, Any], room_id: str | None = None, event_id: str | None = None,
+        target_user: str | None = None,
+    ) -> None:
+        reason = body.get("reason")
+        score = body.get("score")
+        if reason is not None and not isinstance(reason, str):
+            raise bad_json("reason must be a string")
+        if score is not None and (not isinstance(score, int) or isinstance(score, bool) or not -100 <= score <= 0):
+            raise bad_json("score must be an integer from -100 to 0")
+        if room_id is not None:
+            room = await self.store.room(room_id)
+            membership = await event_store.membership_of(self.database.pool, room.room_nid, requester.user_id) \
+                if room else None
+            if room is None or membership is None:
+                raise not_found("Room not found")
+            if event_id is not None:
+                row = await event_store.event_by_id(self.database.pool, event_id)
+                if row is None or row["room_nid"] != room.room_nid:
+                    raise not_found("Event not found")
+        if target_user is not None and not await users.user_exists(self.database.pool, target_user):
+            raise not_found("User not found")
+        await directory.add_report(self.database.pool, requester.user_id, room_id, event_id, target_user, reason,
+                                   score, int(time.time() * 1000))

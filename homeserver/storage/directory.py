@@ -1,0 +1,47 @@
+"""The room directory (published rooms), content reports and OpenID tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeserver.storage.users import Executor
+
+
+async def set_published(conn: Executor, room_id: str, published: bool) -> None:
+    await conn.execute("UPDATE rooms SET published = $2 WHERE room_id = $1", room_id, published)
+
+
+async def is_published(conn: Executor, room_id: str) -> bool:
+    return bool(await conn.fetchval("SELECT published FROM rooms WHERE room_id = $1", room_id))
+
+
+async def published_rooms(conn: Executor) -> list[dict[str, Any]]:
+    """Published rooms with their joined-member counts, most populated first."""
+    rows = await conn.fetch(
+        "SELECT r.room_id, r.room_nid, r.room_version, "
+        "(SELECT count(*) FROM room_memberships m WHERE m.room_nid = r.room_nid AND m.membership = 'join') AS joined "
+        "FROM rooms r WHERE r.published ORDER BY joined DESC, r.room_id"
+    )
+    return [dict(r) for r in rows]
+
+
+async def add_report(
+    conn: Executor, reporter: str, room_id: str | None, event_id: str | None, target_user: str | None,
+    reason: str | None, score: int | None, now_ms: int,
+) -> None:
+    await conn.execute(
+        "INSERT INTO event_reports (reporter, room_id, event_id, target_user, reason, score, created_ts) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7)", reporter, room_id, event_id, target_user, reason, score, now_ms,
+    )
+
+
+async def add_openid_token(conn: Executor, token_hash: bytes, user_id: str, expires_ts: int) -> None:
+    await conn.execute(
+        "INSERT INTO openid_tokens (token_hash, user_id, expires_ts) VALUES ($1, $2, $3)", token_hash, user_id, expires_ts
+    )
+
+
+async def openid_user(conn: Executor, token_hash: bytes, now_ms: int) -> str | None:
+    return await conn.fetchval(
+        "SELECT user_id FROM openid_tokens WHERE token_hash = $1 AND expires_ts > $2", token_hash, now_ms
+    )
