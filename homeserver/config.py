@@ -175,6 +175,14 @@ class PresenceConfig:
 
 
 @dataclass(frozen=True)
+class UserDirectoryConfig:
+    """Synapse's `user_directory` section."""
+
+    enabled: bool = True
+    search_all_users: bool = False
+
+
+@dataclass(frozen=True)
 class PublicationRule:
     """One of Synapse's `room_list_publication_rules`: glob patterns and an action."""
 
@@ -221,6 +229,7 @@ class Config:
     max_upload_size: int | str = "50M"
     enable_authenticated_media: bool = True
     room_list_publication_rules: tuple[PublicationRule, ...] = field(default_factory=_default_publication_rules)
+    user_directory: UserDirectoryConfig = UserDirectoryConfig()
     turn_uris: tuple[str, ...] = ()
     turn_shared_secret: str | None = None
     turn_user_lifetime: int | str = "1h"

@@ -89,6 +89,11 @@ async def public_rooms_post(request: web.Request) -> web.Response:
     return json_response(result)
 
 
+async def search_users(request: web.Request) -> web.Response:
+    requester = await require_user(request)
+    return json_response(await request.app[HOMESERVER].directory.search_users(requester, await json_body(request)))
+
+
 async def turn_server(request: web.Request) -> web.Response:
     requester = await require_user(request)
     return json_response(request.app[HOMESERVER].directory.turn_server(requester))
@@ -151,6 +156,7 @@ _add("PUT", "/directory/list/room/{room}", put_visibility)
 _add("GET", "/publicRooms", public_rooms_get)
 _add("POST", "/publicRooms", public_rooms_post)
 _add("GET", "/voip/turnServer", turn_server)
+_add("POST", "/user_directory/search", search_users)
 _add("POST", "/user/{user_id}/openid/request_token", openid_token)
 _add("POST", "/rooms/{room}/report/{event_id}", report_event)
 _add("POST", "/rooms/{room}/report", report_event)

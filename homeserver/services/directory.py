@@ -188,6 +188,28 @@ class Directory:
                 entry[key] = found
         return entry
 
+    async def search_users(self, requester: Requester, body: dict[str, Any]) -> dict[str, Any]:
+        term = body.get("search_term")
+        limit = body.get("limit", 10)
+        if not isinstance(term, str):
+            raise bad_json("search_term must be a string")
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise bad_json("limit must be a positive integer")
+        limit = min(limit, 100)
+        if not self.config.user_directory.enabled or not term.strip():
+            return {"results": [], "limited": False}
+        rows = await directory.search_users(self.database.pool, requester.user_id, term.strip(),
+                                            self.config.user_directory.search_all_users, limit + 1)
+        results = []
+        for row in rows[:limit]:
+            entry: dict[str, Any] = {"user_id": row["user_id"]}
+            if row["displayname"] is not None:
+                entry["display_name"] = row["displayname"]
+            if row["avatar_url"] is not None:
+                entry["avatar_url"] = row["avatar_url"]
+            results.append(entry)
+        return {"results": results, "limited": len(rows) > limit}
+
     # --- calls, OpenID, reports -------------------------------------------------------------------------
 
     def turn_server(self, requester: Requester) -> dict[str, Any]:

@@ -45,3 +45,37 @@ async def openid_user(conn: Executor, token_hash: bytes, now_ms: int) -> str | N
     return await conn.fetchval(
         "SELECT user_id FROM openid_tokens WHERE token_hash = $1 AND expires_ts > $2", token_hash, now_ms
     )
+
+
+async def search_users(
+    conn: Executor, searcher: str, term: str, search_all: bool, limit: int
+) -> list[dict[str, Any]]:
+    """Local users matching `term` by user id or display name whom the searcher may find: those
+    sharing a room with them or in a public room (or everyone, with `search_all`); best matches first."""
+    pattern = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    rows = await conn.fetch(
+        """
+        SELECT u.user_id, p.displayname, p.avatar_url,
+               (lower(coalesce(p.displayname, '')) LIKE lower($2) || '%' OR lower(u.user_id) LIKE '@' || lower($2) || '%')
+                   AS prefix
+        FROM users u LEFT JOIN profiles p USING (user_id)
+        WHERE NOT u.deactivated AND u.user_id <> $1
+          AND (u.user_id ILIKE $3 OR p.displayname ILIKE $3)
+          AND ($4 OR EXISTS (
+                SELECT 1 FROM room_memberships theirs
+                JOIN room_memberships mine ON mine.room_nid = theirs.room_nid AND mine.user_id = $1
+                     AND mine.membership = 'join'
+                WHERE theirs.user_id = u.user_id AND theirs.membership = 'join')
+             OR EXISTS (
+                SELECT 1 FROM room_memberships theirs
+                JOIN current_state cs ON cs.room_nid = theirs.room_nid
+                JOIN state_keys sk ON sk.state_key_nid = cs.state_key_nid AND sk.type = 'm.room.join_rules'
+                JOIN events e ON e.event_nid = cs.event_nid
+                WHERE theirs.user_id = u.user_id AND theirs.membership = 'join'
+                  AND e.json::jsonb -> 'content' ->> 'join_rule' = 'public'))
+        ORDER BY prefix DESC, lower(coalesce(p.displayname, u.user_id)), u.user_id
+        LIMIT $5
+        """,
+        searcher, term, pattern, search_all, limit,
+    )
+    return [dict(r) for r in rows]

@@ -141,3 +141,38 @@ async def test_extra_well_known_content(start_server: StartServer, http) -> None
     _, body = await api.call("GET", "/.well-known/matrix/client")
     assert body["org.matrix.msc4143.rtc_foci"] == foci["org.matrix.msc4143.rtc_foci"]
     assert "m.homeserver" in body
+
+
+async def test_user_directory(start_server: StartServer, http) -> None:  # noqa: ANN001
+    api = Api(http, await start_server(**OPEN))
+    alice = (await api.register("alice"))["access_token"]
+    bob = (await api.register("bob"))["access_token"]
+    carol = (await api.register("carol"))["access_token"]
+    await api.register("dave")
+    await api.call("PUT", "/profile/@bob:test.local/displayname", {"displayname": "Bobby Tables"}, token=bob)
+    _, private = await api.call("POST", "/createRoom", {"invite": ["@bob:test.local"]}, token=alice)
+    await api.call("POST", f"/rooms/{private['room_id']}/join", {}, token=bob)
+    _, public = await api.call("POST", "/createRoom", {"preset": "public_chat"}, token=carol)
+
+    async def search(term: str, token: str = alice) -> list[str]:
+        status, body = await api.call("POST", "/user_directory/search", {"search_term": term}, token=token)
+        assert status == 200
+        return [r["user_id"] for r in body["results"]]
+
+    assert await search("tables") == ["@bob:test.local"]
+    assert await search("carol") == ["@carol:test.local"]
+    assert await search("dave") == []
+    assert await search("o") == ["@bob:test.local", "@carol:test.local"]
+    status, body = await api.call("POST", "/user_directory/search", {"search_term": 5}, token=alice)
+    assert (status, body["errcode"]) == (400, "M_BAD_JSON")
+    _ = public
+
+
+async def test_user_directory_search_all(start_server: StartServer, http) -> None:  # noqa: ANN001
+    from homeserver.config import UserDirectoryConfig
+
+    api = Api(http, await start_server(**OPEN, user_directory=UserDirectoryConfig(search_all_users=True)))
+    alice = (await api.register("alice"))["access_token"]
+    await api.register("loner")
+    _, body = await api.call("POST", "/user_directory/search", {"search_term": "lon", "limit": 5}, token=alice)
+    assert [r["user_id"] for r in body["results"]] == ["@loner:test.local"] and body["limited"] is False
