@@ -230,7 +230,15 @@ async def threads(request: web.Request) -> web.Response:
     return json_response(result)
 
 
+async def search(request: web.Request) -> web.Response:
+    requester = await require_user(request)
+    result = await request.app[HOMESERVER].rooms.search(requester, await json_body(request),
+                                                        request.query.get("next_batch"))
+    return json_response(result)
+
+
 _add("GET", "/rooms/{room}/messages", messages)
+_add("POST", "/search", search)
 for _suffix in ("", "/{rel_type}", "/{rel_type}/{event_type}"):
     routes.get("/_matrix/client/v1/rooms/{room}/relations/{event_id}" + _suffix)(relations)
 routes.get("/_matrix/client/v1/rooms/{room}/threads")(threads)

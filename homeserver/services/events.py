@@ -36,6 +36,12 @@ EVENT_CACHE_SIZE = 50_000
 STATE_CACHE_SIZE = 2_000
 
 Key = tuple[str, str]
+# Event types indexed for full-text search: (search key, content field).
+SEARCHABLE = {
+    "m.room.message": ("content.body", "body"),
+    "m.room.name": ("content.name", "name"),
+    "m.room.topic": ("content.topic", "topic"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,6 +341,11 @@ class EventPipeline:
                 origin_server_ts=event.origin_server_ts, json=event.raw.decode("utf-8"),
             )
             await event_store.add_auth_edges(conn, event_nid, set(auth_nids))
+            searchable = SEARCHABLE.get(event.type)
+            if searchable is not None and isinstance(event.content.get(searchable[1]), str):
+                await event_store.index_for_search(
+                    conn, event_nid, room.room_nid, stream, searchable[0], event.content[searchable[1]]
+                )
             relates = event.content.get("m.relates_to")
             if isinstance(relates, dict) and isinstance(relates.get("rel_type"), str) \
                     and isinstance(relates.get("event_id"), str):

@@ -463,6 +463,78 @@ class Rooms:
                 }
         return bundles
 
+    async def search(self, requester: Requester, body: dict[str, Any], next_batch: str | None) -> dict[str, Any]:
+        """`POST /search` over room events (client-server API search.yaml): PostgreSQL full-text
+        search in the rooms the user is joined to, results filtered by history visibility."""
+        categories = body.get("search_categories")
+        if not isinstance(categories, dict):
+            raise bad_json("search_categories must be an object")
+        criteria = categories.get("room_events")
+        if criteria is None:
+            return {"search_categories": {}}
+        if not isinstance(criteria, dict) or not isinstance(criteria.get("search_term"), str):
+            raise bad_json("room_events.search_term must be a string")
+        keys = criteria.get("keys", ["content.body", "content.name", "content.topic"])
+        if not isinstance(keys, list) or not all(k in ("content.body", "content.name", "content.topic") for k in keys):
+            raise bad_json("keys may be content.body, content.name and content.topic")
+        order_by = criteria.get("order_by", "rank")
+        if order_by not in ("rank", "recent"):
+            raise bad_json("order_by must be rank or recent")
+        event_filter = EventFilter.parse(criteria.get("filter"), "filter", 10)
+        context = criteria.get("event_context")
+        if context is not None and not isinstance(context, dict):
+            raise bad_json("event_context must be an object")
+        groupings = criteria.get("groupings", {}).get("group_by", []) if isinstance(criteria.get("groupings"), dict) else []
+        offset, before = 0, None
+        if next_batch:
+            kind, _, value = next_batch.partition(":")
+            if kind not in ("o", "s") or not value.isdigit():
+                raise invalid_param("Invalid next_batch")
+            offset, before = (int(value), None) if kind == "o" else (0, int(value))
+        joined = [r for r in await event_store.rooms_of_user(self.database.pool, requester.user_id, ("join",))
+                  if event_filter.rooms is None or r["room_id"] in event_filter.rooms]
+        joined = [r for r in joined if r["room_id"] not in event_filter.not_rooms]
+        limit = event_filter.limit or 10
+        rows, count = await event_store.search_events(
+            self.database.pool, [r["room_nid"] for r in joined], criteria["search_term"], keys, order_by == "rank",
+            offset, before, limit,
+        )
+        results = []
+        group_rooms: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            room = await self.store.require_room(next(r["room_id"] for r in joined if r["room_nid"] == row["room_nid"]))
+            if not await self.visible_rows(requester, room, [row]):
+                continue
+            if not event_filter.allows(row["type"], row["sender"], room.room_id):
+                continue
+            result: dict[str, Any] = {"rank": float(row["rank"]),
+                                      "result": (await self.client_events(requester, room, [row]))[0]}
+            if context is not None:
+                result["context"] = await self._search_context(requester, room, row, context)
+            results.append(result)
+            group = group_rooms.setdefault(room.room_id, {"results": [], "order": len(group_rooms) + 1})
+            group["results"].append(row["event_id"])
+        out: dict[str, Any] = {"count": count, "results": results, "highlights": criteria["search_term"].split()}
+        if len(rows) == limit:
+            out["next_batch"] = f"o:{offset + limit}" if order_by == "rank" else f"s:{rows[-1]['stream_ordering']}"
+        if any(isinstance(g, dict) and g.get("key") == "room_id" for g in groupings):
+            out["groups"] = {"room_id": group_rooms}
+        return {"search_categories": {"room_events": out}}
+
+    async def _search_context(
+        self, requester: Requester, room: Room, row: dict[str, Any], context: dict[str, Any]
+    ) -> dict[str, Any]:
+        before_limit = min(int(context.get("before_limit", 5)), 20)
+        after_limit = min(int(context.get("after_limit", 5)), 20)
+        position = row["stream_ordering"]
+        before = await event_store.room_events(self.database.pool, room.room_nid, None, position - 1, before_limit, True)
+        after = await event_store.room_events(self.database.pool, room.room_nid, position, None, after_limit, False)
+        return {
+            "events_before": await self.client_events(requester, room, await self.visible_rows(requester, room, before)),
+            "events_after": await self.client_events(requester, room, await self.visible_rows(requester, room, after)),
+            "start": f"t{position - 1}", "end": f"t{position}",
+        }
+
     async def relations(
         self, requester: Requester, room_id: str, event_id: str, rel_type: str | None, event_type: str | None,
         from_token: str | None, to_token: str | None, limit: int, direction: str,
@@ -524,6 +596,7 @@ class Rooms:
         persisted = await self._send(room, requester.user_id, "m.room.redaction", content, redacts=event_id)
         await event_store.mark_redacted(self.database.pool, event_id, persisted.event.event_id)
         await event_store.delete_relation(self.database.pool, event_id)
+        await event_store.unindex(self.database.pool, event_id)
         self.store.forget_event(target["event_nid"])
         await event_store.add_txn_event(
             self.database.pool, requester.user_id, requester.device_id, txn_id, persisted.event.event_id,

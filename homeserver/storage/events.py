@@ -344,3 +344,39 @@ async def current_states(conn: Executor, room_nids: list[int]) -> dict[int, dict
     for row in rows:
         found[row["room_nid"]][row["state_key_nid"]] = row["event_nid"]
     return found
+
+
+async def index_for_search(conn: Executor, event_nid: int, room_nid: int, stream_ordering: int, key: str, text: str) -> None:
+    await conn.execute(
+        "INSERT INTO event_search (event_nid, room_nid, stream_ordering, key, vector) "
+        "VALUES ($1, $2, $3, $4, to_tsvector('simple', $5))",
+        event_nid, room_nid, stream_ordering, key, text,
+    )
+
+
+async def unindex(conn: Executor, event_id: str) -> None:
+    await conn.execute(
+        "DELETE FROM event_search WHERE event_nid = (SELECT event_nid FROM events WHERE event_id = $1)", event_id
+    )
+
+
+async def search_events(
+    conn: Executor, room_nids: list[int], term: str, keys: list[str], by_rank: bool, offset: int,
+    before_stream: int | None, limit: int,
+) -> tuple[list[dict[str, Any]], int]:
+    """Matching events (with rank), best or newest first, and the total count."""
+    columns = ", ".join("e." + c.strip() for c in EVENT_COLUMNS.split(","))
+    where = ("s.room_nid = ANY($1::bigint[]) AND s.vector @@ plainto_tsquery('simple', $2) "
+             "AND s.key = ANY($3::text[]) AND e.redacted_by IS NULL")
+    order = "rank DESC, s.stream_ordering DESC" if by_rank else "s.stream_ordering DESC"
+    rows = await conn.fetch(
+        f"SELECT {columns}, ts_rank_cd(s.vector, plainto_tsquery('simple', $2)) AS rank "
+        f"FROM event_search s JOIN events e USING (event_nid) WHERE {where} "
+        "AND ($4::bigint IS NULL OR s.stream_ordering < $4) "
+        f"ORDER BY {order} OFFSET $5 LIMIT $6",
+        room_nids, term, keys, before_stream, offset, limit,
+    )
+    count = await conn.fetchval(
+        f"SELECT count(*) FROM event_search s JOIN events e USING (event_nid) WHERE {where}", room_nids, term, keys
+    )
+    return [dict(r) for r in rows], count
