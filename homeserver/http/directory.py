@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from homeserver.errors import MatrixError, bad_json, forbidden, invalid_param
-from homeserver.http.auth import client_paths, require_user
+from homeserver.http.auth import access_token, client_paths, require_user
 from homeserver.http.json import json_body, json_response
 from homeserver.http.keys import HOMESERVER
 from homeserver.storage import users
@@ -94,6 +94,28 @@ async def search_users(request: web.Request) -> web.Response:
     return json_response(await request.app[HOMESERVER].directory.search_users(requester, await json_body(request)))
 
 
+async def room_summary(request: web.Request) -> web.Response:
+    requester_id = (await require_user(request)).user_id if access_token(request) else None
+    return json_response(await request.app[HOMESERVER].directory.room_summary(requester_id, request.match_info["room"]))
+
+
+async def hierarchy(request: web.Request) -> web.Response:
+    requester = await require_user(request)
+    query = request.query
+    for key in ("limit", "max_depth"):
+        if key in query and not query[key].isdigit():
+            raise invalid_param(f"{key} must be a non-negative integer")
+    suggested = query.get("suggested_only", "false")
+    if suggested not in ("true", "false"):
+        raise invalid_param("suggested_only must be true or false")
+    result = await request.app[HOMESERVER].directory.hierarchy(
+        requester, request.match_info["room"], suggested == "true",
+        int(query["max_depth"]) if "max_depth" in query else None, max(1, min(int(query.get("limit", "50")), 100)),
+        query.get("from"),
+    )
+    return json_response(result)
+
+
 async def turn_server(request: web.Request) -> web.Response:
     requester = await require_user(request)
     return json_response(request.app[HOMESERVER].directory.turn_server(requester))
@@ -165,4 +187,8 @@ _add("GET", "/admin/whois/{user_id}", whois)
 _add("GET", "/thirdparty/protocols", thirdparty_protocols)
 _add("GET", "/login/sso/redirect", sso_not_configured)
 _add("GET", "/login/sso/redirect/{idp}", sso_not_configured)
+routes.get("/_matrix/client/v1/room_summary/{room}")(room_summary)
+routes.get("/_matrix/client/unstable/im.nheko.summary/rooms/{room}/summary")(room_summary)
+routes.get("/_matrix/client/unstable/im.nheko.summary/summary/{room}")(room_summary)
+routes.get("/_matrix/client/v1/rooms/{room}/hierarchy")(hierarchy)
 federation_routes.get("/_matrix/federation/v1/openid/userinfo")(openid_userinfo)

@@ -210,6 +210,91 @@ class Directory:
             results.append(entry)
         return {"results": results, "limited": len(rows) > limit}
 
+    # --- room summaries and spaces ------------------------------------------------------------------
+
+    async def _accessible(self, user_id: str | None, room_id: str, summary: dict[str, Any]) -> str | None:
+        """The user's membership if they may preview the room (public, world-readable, or theirs)."""
+        room = await self.store.require_room(room_id)
+        membership = None
+        if user_id is not None:
+            row = await event_store.membership_of(self.database.pool, room.room_nid, user_id)
+            membership = row["membership"] if row else None
+        if membership in ("join", "invite", "knock") or summary["world_readable"] \
+                or summary["join_rule"] in ("public", "knock", "knock_restricted"):
+            return membership or "leave"
+        return None
+
+    async def room_summary(self, requester_id: str | None, room_id_or_alias: str) -> dict[str, Any]:
+        """`/room_summary`: what a room is, for those who may see it (else 404, as the spec asks)."""
+        room_id = room_id_or_alias
+        if room_id_or_alias.startswith("#"):
+            room_id = (await self.resolve(room_id_or_alias))["room_id"]
+        room = await self.store.room(room_id)
+        if room is None:
+            raise not_found("Room not found.")
+        joined = len(await event_store.members_of(self.database.pool, room.room_nid, ("join",)))
+        summary = await self._summary({"room_id": room_id, "joined": joined})
+        membership = await self._accessible(requester_id, room_id, summary)
+        if membership is None:
+            raise not_found("Room not found.")
+        summary["room_version"] = room.version.identifier
+        state = await self.store.state_events(room, await event_store.current_state(self.database.pool, room.room_nid))
+        encryption = state.get(("m.room.encryption", ""))
+        if encryption is not None and isinstance(encryption.content.get("algorithm"), str):
+            summary["encryption"] = encryption.content["algorithm"]
+        if requester_id is not None and membership != "leave":
+            summary["membership"] = membership
+        return summary
+
+    async def hierarchy(
+        self, requester: Requester, room_id: str, suggested_only: bool, max_depth: int | None, limit: int,
+        from_token: str | None,
+    ) -> dict[str, Any]:
+        """`/hierarchy`: the space and its children, breadth first (local rooms)."""
+        start = 0
+        if from_token is not None:
+            if not from_token.startswith("h") or not from_token[1:].isdigit():
+                raise invalid_param("Invalid pagination token")
+            start = int(from_token[1:])
+        root = await self.store.room(room_id)
+        if root is None:
+            raise not_found("Room not found")
+        rooms: list[dict[str, Any]] = []
+        seen = {room_id}
+        queue = [(room_id, 0)]
+        while queue:
+            current_id, depth = queue.pop(0)
+            room = await self.store.room(current_id)
+            if room is None:
+                continue
+            joined = len(await event_store.members_of(self.database.pool, room.room_nid, ("join",)))
+            summary = await self._summary({"room_id": current_id, "joined": joined})
+            if await self._accessible(requester.user_id, current_id, summary) is None:
+                if current_id == room_id:
+                    raise forbidden("You cannot see this space")
+                continue
+            state = await self.store.state_events(room, await event_store.current_state(self.database.pool, room.room_nid))
+            children = [
+                e for key, e in sorted(state.items())
+                if key[0] == "m.space.child" and isinstance(e.content.get("via"), list) and e.content["via"]
+                and (not suggested_only or e.content.get("suggested") is True)
+            ]
+            summary["children_state"] = [
+                {"type": e.type, "state_key": e.state_key, "content": e.content, "sender": e.sender,
+                 "origin_server_ts": e.origin_server_ts} for e in children
+            ]
+            rooms.append(summary)
+            if max_depth is None or depth < max_depth:
+                for child in children:
+                    if child.state_key not in seen:
+                        seen.add(child.state_key)  # type: ignore[arg-type]
+                        queue.append((child.state_key, depth + 1))  # type: ignore[arg-type]
+        page = rooms[start:start + limit]
+        result: dict[str, Any] = {"rooms": page}
+        if start + limit < len(rooms):
+            result["next_batch"] = f"h{start + limit}"
+        return result
+
     # --- calls, OpenID, reports -------------------------------------------------------------------------
 
     def turn_server(self, requester: Requester) -> dict[str, Any]:

@@ -176,3 +176,34 @@ async def test_user_directory_search_all(start_server: StartServer, http) -> Non
     await api.register("loner")
     _, body = await api.call("POST", "/user_directory/search", {"search_term": "lon", "limit": 5}, token=alice)
     assert [r["user_id"] for r in body["results"]] == ["@loner:test.local"] and body["limited"] is False
+
+
+async def test_room_summary_and_space_hierarchy(start_server: StartServer, http) -> None:  # noqa: ANN001
+    api = Api(http, await start_server(**OPEN))
+    alice = (await api.register("alice"))["access_token"]
+    bob = (await api.register("bob"))["access_token"]
+    _, space = await api.call("POST", "/createRoom", {"preset": "public_chat", "name": "Space",
+                                                      "creation_content": {"type": "m.space"}}, token=alice)
+    _, child = await api.call("POST", "/createRoom", {"preset": "public_chat", "name": "Child"}, token=alice)
+    _, hidden = await api.call("POST", "/createRoom", {"name": "Hidden"}, token=alice)
+    for room, suggested in ((child["room_id"], True), (hidden["room_id"], False)):
+        await api.call("PUT", f"/rooms/{space['room_id']}/state/m.space.child/{room}",
+                       {"via": ["test.local"], "suggested": suggested}, token=alice)
+    status, summary = await api.call("GET", f"/_matrix/client/v1/room_summary/{child['room_id']}", token=bob)
+    assert status == 200 and summary["name"] == "Child" and summary["join_rule"] == "public"
+    assert "membership" not in summary and summary["room_version"] == "12"
+    status, summary = await api.call("GET", f"/_matrix/client/v1/room_summary/{hidden['room_id']}", token=bob)
+    assert (status, summary["errcode"]) == (404, "M_NOT_FOUND")
+    _, own = await api.call("GET", f"/_matrix/client/v1/room_summary/{hidden['room_id']}", token=alice)
+    assert own["membership"] == "join"
+    _, tree = await api.call("GET", f"/_matrix/client/v1/rooms/{space['room_id']}/hierarchy", token=bob)
+    assert [r["room_id"] for r in tree["rooms"]] == [space["room_id"], child["room_id"]]
+    assert tree["rooms"][0]["room_type"] == "m.space" and len(tree["rooms"][0]["children_state"]) == 2
+    _, alices = await api.call("GET", f"/_matrix/client/v1/rooms/{space['room_id']}/hierarchy", token=alice,
+                               query={"suggested_only": "true"})
+    assert [r["room_id"] for r in alices["rooms"]] == [space["room_id"], child["room_id"]]
+    _, paged = await api.call("GET", f"/_matrix/client/v1/rooms/{space['room_id']}/hierarchy", token=alice,
+                              query={"limit": "1"})
+    assert len(paged["rooms"]) == 1 and paged["next_batch"]
+    status, body = await api.call("GET", f"/_matrix/client/v1/rooms/{hidden['room_id']}/hierarchy", token=bob)
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
