@@ -18,6 +18,7 @@ from homeserver.services.admin_registration import AdminRegistration
 from homeserver.services.directory import Directory
 from homeserver.services.e2ee import EndToEnd
 from homeserver.services.media import Media
+from homeserver.services.push import Push
 from homeserver.services.ephemeral import Receipts, Typing
 from homeserver.services.events import EventPipeline, EventStore, Persisted
 from homeserver.services.notifier import Notifier
@@ -74,12 +75,13 @@ class HomeServer:
         self.receipts = Receipts(database, self.event_store, self.notifier, self._joined_members)
         self.presence = Presence(config.presence.enabled, database, self.notifier)
         self.media = Media(config, database)
+        self.push = Push(config, database, self.event_store, self.account_data)
         self.directory = Directory(config, database, self.event_store)
         self.rooms.directory = self.directory
         self.e2ee = EndToEnd(config, database, self.notifier, self.accounts.reauthenticate)
         self.accounts.on_devices_deleted = self.e2ee.device_deleted
         self.sync = Sync(database, self.event_store, self.pipeline, self.notifier, self.typing, self.receipts,
-                         self.rooms, self.presence)
+                         self.rooms, self.presence, self.push)
         self._runners: list[web.AppRunner] = []
 
     async def _joined_members(self, room_id: str) -> list[str]:
@@ -97,6 +99,7 @@ class HomeServer:
         users = set(await event_store.members_of(self.database.pool, persisted.room.room_nid, ("join",)))
         if persisted.event.type == "m.room.member" and persisted.event.state_key:
             users.add(persisted.event.state_key)
+        await self.push.evaluate(persisted)
         self.notifier.notify(users)
 
     @classmethod

@@ -49,6 +49,7 @@ class EventFilter:
     not_rooms: tuple[str, ...] = ()
     contains_url: bool | None = None
     lazy_load_members: bool = False
+    unread_thread_notifications: bool = False
 
     @classmethod
     def parse(cls, value: Any, key: str, default_limit: int | None = None) -> "EventFilter":
@@ -72,6 +73,9 @@ class EventFilter:
             not_rooms=_strings(value.get("not_rooms"), f"{key}.not_rooms") or (),
             contains_url=contains_url,
             lazy_load_members=_bool(value.get("lazy_load_members"), f"{key}.lazy_load_members", False),
+            unread_thread_notifications=_bool(
+                value.get("unread_thread_notifications"), f"{key}.unread_thread_notifications", False
+            ),
         )
 
     def allows(self, event_type: str, sender: str | None = None, room_id: str | None = None,

@@ -19,6 +19,7 @@ from homeserver.services.events import EventPipeline, EventStore, Room
 from homeserver.services.filters import DEFAULT_TIMELINE_LIMIT, Filter
 from homeserver.services.notifier import Notifier
 from homeserver.services.presence import Presence
+from homeserver.services.push import Push
 from homeserver.services.rooms import Rooms, client_event
 from homeserver.services.sessions import Requester
 from homeserver.storage import account_data as account_data_store
@@ -44,6 +45,7 @@ class _Prefetch:
     current: dict[int, dict[int, int]]
     txns: dict[str, str] | None = None
     bundles: dict[str, dict[str, Any]] | None = None
+    unread: dict[int, dict[str, tuple[int, int]]] | None = None
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,9 @@ class SyncToken:
 class Sync:
     def __init__(
         self, database: Database, store: EventStore, pipeline: EventPipeline, notifier: Notifier,
-        typing: Typing, receipts: Receipts, rooms: Rooms, presence: Presence,
+        typing: Typing, receipts: Receipts, rooms: Rooms, presence: Presence, push: Push,
     ) -> None:
+        self.push = push
         self.rooms = rooms
         self.presence = presence
         self.database = database
@@ -187,6 +190,7 @@ class Sync:
             [(room, room_since) for room, room_since, _e in included], now.events, sync_filter
         )
         prefetched.txns = await self._transaction_ids(requester, prefetched)
+        prefetched.unread = await self.push.unread(user_id, [room.room_nid for room, _s, _e in included])
         prefetched.bundles = await self.rooms.bundled_aggregations_of(
             requester, [(room, [r for r in prefetched.timelines[room.room_nid] if not r.get("redacted_by")])
                         for room, _since, _e in included],
@@ -213,6 +217,9 @@ class Sync:
                                                       ignored, False)
         global_data = [{"type": t, "content": c} for room_id, t, c, _s in account
                        if room_id == "" and sync_filter.account_data.allows(t)]
+        if since is None and sync_filter.account_data.allows("m.push_rules") \
+                and not any(d["type"] == "m.push_rules" for d in global_data):
+            global_data.append({"type": "m.push_rules", "content": {"global": await self.push.ruleset(user_id)}})
         presence = [e for e in await self.presence.events_since(user_id, since.presence if since else None)
                     if sync_filter.presence.allows(e["type"], e["sender"])]
         to_device = await e2ee_store.to_device_for(
@@ -314,7 +321,23 @@ class Sync:
             "ephemeral": {"events": []},
             "account_data": {"events": []},
             "summary": summary,
-            "unread_notifications": {"notification_count": 0, "highlight_count": 0},
+            **self._unread(prefetched, room, sync_filter),
+        }
+
+    @staticmethod
+    def _unread(prefetched: _Prefetch, room: Room, sync_filter: Filter) -> dict[str, Any]:
+        """`unread_notifications` (and per thread when the filter asks for it)."""
+        counts = (prefetched.unread or {}).get(room.room_nid, {})
+        if not sync_filter.room.timeline.unread_thread_notifications:
+            total = (sum(c[0] for c in counts.values()), sum(c[1] for c in counts.values()))
+            return {"unread_notifications": {"notification_count": total[0], "highlight_count": total[1]}}
+        main = counts.get("main", (0, 0))
+        return {
+            "unread_notifications": {"notification_count": main[0], "highlight_count": main[1]},
+            "unread_thread_notifications": {
+                thread: {"notification_count": c[0], "highlight_count": c[1]}
+                for thread, c in counts.items() if thread != "main"
+            },
         }
 
     async def _stripped_state(self, room: Room, invite_nid: int) -> list[dict[str, Any]]:
