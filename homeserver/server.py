@@ -19,6 +19,7 @@ from homeserver.services.directory import Directory
 from homeserver.services.e2ee import EndToEnd
 from homeserver.services.media import Media
 from homeserver.services.push import Push
+from homeserver.services.push_gateway import PushGateway
 from homeserver.services.ephemeral import Receipts, Typing
 from homeserver.services.events import EventPipeline, EventStore, Persisted
 from homeserver.services.notifier import Notifier
@@ -75,7 +76,8 @@ class HomeServer:
         self.receipts = Receipts(database, self.event_store, self.notifier, self._joined_members)
         self.presence = Presence(config.presence.enabled, database, self.notifier)
         self.media = Media(config, database)
-        self.push = Push(config, database, self.event_store, self.account_data)
+        self.push_gateway = PushGateway(database)
+        self.push = Push(config, database, self.event_store, self.account_data, self.push_gateway)
         self.directory = Directory(config, database, self.event_store)
         self.rooms.directory = self.directory
         self.e2ee = EndToEnd(config, database, self.notifier, self.accounts.reauthenticate)
@@ -153,6 +155,7 @@ class HomeServer:
         for runner in self._runners:
             await runner.cleanup()
         self._runners.clear()
+        await self.push_gateway.stop()
         await self.sessions.stop()
         await self.database.close()
 

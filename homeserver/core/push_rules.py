@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import fnmatch
 import re
+from functools import lru_cache
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -69,6 +70,11 @@ DEFAULT_UNDERRIDE: list[dict[str, Any]] = [
 ]
 
 
+DEFAULT_TEMPLATE: dict[str, list[dict[str, Any]]] = {
+    "override": DEFAULT_OVERRIDE, "content": [], "room": [], "sender": [], "underride": DEFAULT_UNDERRIDE,
+}
+
+
 def default_rules(user_id: str) -> dict[str, list[dict[str, Any]]]:
     """The predefined rules for a user, with their user id filled in."""
     def fill(rule: dict[str, Any]) -> dict[str, Any]:
@@ -114,20 +120,36 @@ class PushContext:
 _MEMBER_COUNT = re.compile(r"(==|<=|>=|<|>)?([0-9]+)\Z")
 
 
+@lru_cache(maxsize=4096)
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(fnmatch.translate(pattern), re.IGNORECASE)
+
+
 def _glob(pattern: str, value: str) -> bool:
-    return fnmatch.fnmatchcase(value.lower(), pattern.lower())
+    return _glob_regex(pattern).match(value) is not None
+
+
+@lru_cache(maxsize=4096)
+def _word_regex(pattern: str) -> re.Pattern[str]:
+    """Globs matched against whole words of a body, as content rules and display names are."""
+    inner = re.escape(pattern).replace(r"\*", r"\S*").replace(r"\?", r"\S")
+    return re.compile(rf"(?:^|\W){inner}(?:$|\W)", re.IGNORECASE)
 
 
 def _word_match(pattern: str, body: str) -> bool:
-    regex = re.escape(pattern.lower()).replace(r"\*", r"\S*").replace(r"\?", r"\S")
-    return re.search(rf"(^|\W){regex}($|\W)", body.lower()) is not None
+    return _word_regex(pattern).search(body) is not None
 
 
-def condition_holds(condition: dict[str, Any], flat: dict[str, Any], ctx: PushContext, display_name: str | None) -> bool:
+def condition_holds(
+    condition: dict[str, Any], flat: dict[str, Any], ctx: PushContext, display_name: str | None, user_id: str = ""
+) -> bool:
+    """Whether a condition holds; the template's user-id placeholder stands for `user_id`."""
     kind = condition.get("kind")
     if kind == "event_match":
         value = flat.get(condition.get("key", ""))
         pattern = condition.get("pattern")
+        if pattern == ME:
+            return value == user_id
         return isinstance(value, str) and isinstance(pattern, str) and _glob(pattern, value)
     if kind == "event_property_is":
         value = flat.get(condition.get("key", ""), _MISSING)
@@ -135,7 +157,8 @@ def condition_holds(condition: dict[str, Any], flat: dict[str, Any], ctx: PushCo
         return value is not _MISSING and type(value) is type(wanted) and value == wanted
     if kind == "event_property_contains":
         container = flat.get(condition.get("key", ""))
-        return isinstance(container, list) and condition.get("value") in container
+        wanted = condition.get("value")
+        return isinstance(container, list) and (user_id if wanted == ME else wanted) in container
     if kind == "contains_display_name":
         body = flat.get("content.body")
         return bool(display_name) and isinstance(body, str) and _word_match(display_name, body)  # type: ignore[arg-type]
@@ -154,31 +177,82 @@ def condition_holds(condition: dict[str, Any], flat: dict[str, Any], ctx: PushCo
 _MISSING = object()
 
 
-def evaluate(
-    rules: dict[str, list[dict[str, Any]]], flat: dict[str, Any], ctx: PushContext, display_name: str | None,
-    room_id: str, sender: str,
-) -> list[Any]:
-    """The actions of the first matching enabled rule (an empty list: do not notify)."""
+def _per_user(condition: dict[str, Any]) -> bool:
+    """Conditions whose outcome depends on which member is evaluating."""
+    return condition.get("kind") == "contains_display_name" or ME in (condition.get("pattern"), condition.get("value"))
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    """An enabled rule split into what is the same for every member and what is not."""
+
+    kind: str
+    rule_id: str
+    pattern: str | None
+    shared: tuple[dict[str, Any], ...]
+    per_user: tuple[dict[str, Any], ...]
+    actions: tuple[Any, ...]
+
+
+def compile_rules(rules: dict[str, list[dict[str, Any]]]) -> tuple[CompiledRule, ...]:
+    """A rule set in evaluation order, done once per rule change rather than per event."""
+    compiled = []
     for kind in KINDS:
         for rule in rules.get(kind, ()):
-            if not rule.get("enabled", True):
-                continue
-            if kind == "content":
-                body = flat.get("content.body")
-                if isinstance(body, str) and isinstance(rule.get("pattern"), str) and _word_match(rule["pattern"], body):
-                    return list(rule.get("actions", []))
-                continue
-            if kind == "room":
-                if rule["rule_id"] == room_id:
-                    return list(rule.get("actions", []))
-                continue
-            if kind == "sender":
-                if rule["rule_id"] == sender:
-                    return list(rule.get("actions", []))
-                continue
-            if all(condition_holds(c, flat, ctx, display_name) for c in rule.get("conditions", [])):
-                return list(rule.get("actions", []))
+            if rule.get("enabled", True):
+                conditions = rule.get("conditions", []) if kind in ("override", "underride") else []
+                pattern = rule.get("pattern")
+                compiled.append(CompiledRule(
+                    kind, rule["rule_id"], pattern if isinstance(pattern, str) else None,
+                    tuple(c for c in conditions if not _per_user(c)), tuple(c for c in conditions if _per_user(c)),
+                    tuple(rule.get("actions", [])),
+                ))
+    return tuple(compiled)
+
+
+DEFAULT_COMPILED = compile_rules(DEFAULT_TEMPLATE)
+Prepared = list[tuple[tuple[dict[str, Any], ...], tuple[Any, ...]]]
+
+
+def prepare(compiled: tuple[CompiledRule, ...], flat: dict[str, Any], ctx: PushContext, room_id: str,
+            sender: str) -> Prepared:
+    """Evaluate everything in a rule set that is the same for every member: what is left is, in
+    order, the rules still in play with their per-member conditions (empty: the rule matches)."""
+    prepared: Prepared = []
+    body = flat.get("content.body")
+    for rule in compiled:
+        kind = rule.kind
+        if kind == "content":
+            holds = isinstance(body, str) and rule.pattern is not None and _word_match(rule.pattern, body)
+        elif kind == "room":
+            holds = rule.rule_id == room_id
+        elif kind == "sender":
+            holds = rule.rule_id == sender
+        else:
+            holds = all(condition_holds(c, flat, ctx, None) for c in rule.shared)
+        if holds:
+            prepared.append((rule.per_user, rule.actions))
+            if not rule.per_user:
+                return prepared
+    return prepared
+
+
+def evaluate_prepared(
+    prepared: Prepared, flat: dict[str, Any], ctx: PushContext, display_name: str | None, user_id: str,
+) -> list[Any]:
+    """One member's actions from a prepared rule set: a few checks per member."""
+    for pending, actions in prepared:
+        if all(condition_holds(c, flat, ctx, display_name, user_id) for c in pending):
+            return list(actions)
     return []
+
+
+def evaluate(
+    rules: dict[str, list[dict[str, Any]]], flat: dict[str, Any], ctx: PushContext, display_name: str | None,
+    room_id: str, sender: str, user_id: str = "",
+) -> list[Any]:
+    """The actions of the first matching enabled rule (an empty list: do not notify)."""
+    return evaluate_prepared(prepare(compile_rules(rules), flat, ctx, room_id, sender), flat, ctx, display_name, user_id)
 
 
 def notifies(actions: Iterable[Any]) -> tuple[bool, bool]:

@@ -1,10 +1,9 @@
 """Push rules per user, evaluation of every new event for the room's local members, unread counts,
 `/notifications` and pushers (client-server API pushrules.yaml, notifications.yaml, pusher.yaml).
 
-Rule sets are cached per user; most members run the predefined rules only, so
+Rule sets are cached per user; most members run the shared predefined rules only, so
 an event is flattened once and each member costs a few condition checks.
-Delivery to push gateways (HTTP pushers) is not done yet: pushers are stored
-and listed.
+Notifications for users with HTTP pushers go to `PushGateway`.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ from homeserver.core.power_levels import user_level
 from homeserver.core.room_versions import get_room_version
 from homeserver.errors import MatrixError, bad_json, invalid_param, not_found
 from homeserver.services.events import EventStore, Persisted
+from homeserver.services.push_gateway import PushGateway
 from homeserver.services.rooms import client_event
 from homeserver.services.sessions import Requester
 from homeserver.storage import events as event_store
@@ -42,23 +42,33 @@ def _validate_actions(actions: Any) -> list[Any]:
 
 
 class Push:
-    def __init__(self, config: Config, database: Database, store: EventStore, account_data: AccountData) -> None:
+    def __init__(
+        self, config: Config, database: Database, store: EventStore, account_data: AccountData, gateway: PushGateway
+    ) -> None:
         self.config = config
+        self.gateway = gateway
         self.account_data = account_data
         self.database = database
         self.store = store
-        self._rulesets: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        # A user's rules, or None for users with only the predefined ones (evaluated from one shared
+        # template, so idle members cost a dict entry).
+        self._rulesets: dict[str, dict[str, list[dict[str, Any]]] | None] = {}
+        self._compiled: dict[str, tuple[push_rules.CompiledRule, ...]] = {}
 
     # --- rule sets -----------------------------------------------------------------------------
 
     async def ruleset(self, user_id: str) -> dict[str, list[dict[str, Any]]]:
-        cached = self._rulesets.get(user_id)
-        if cached is not None:
-            return cached
+        if user_id in self._rulesets:
+            cached = self._rulesets[user_id]
+            return cached if cached is not None else push_rules.default_rules(user_id)
         defaults = push_rules.default_rules(user_id)
         settings = await push_store.rule_settings(self.database.pool, user_id)
+        rows = await push_store.user_rules(self.database.pool, user_id)
+        if not settings and not rows:
+            self._rulesets[user_id] = None
+            return defaults
         custom: dict[str, list[dict[str, Any]]] = {kind: [] for kind in push_rules.KINDS}
-        for row in await push_store.user_rules(self.database.pool, user_id):
+        for row in rows:
             rule: dict[str, Any] = {"rule_id": row["rule_id"], "default": False, "enabled": True,
                                     "actions": row["actions"]}
             if row["kind"] == "content":
@@ -81,12 +91,14 @@ class Push:
                         rule["actions"] = setting["actions"]
             merged[kind] = rules
         self._rulesets[user_id] = merged
+        self._compiled[user_id] = push_rules.compile_rules(merged)
         return merged
 
     async def _changed(self, user_id: str) -> None:
         """Drop the cached rule set and publish the new one as `m.push_rules` account data, which
         clients read from /sync."""
         self._rulesets.pop(user_id, None)
+        self._compiled.pop(user_id, None)
         await self.account_data.put_internal(user_id, "", "m.push_rules", {"global": await self.ruleset(user_id)})
 
     async def _rule(self, user_id: str, kind: str, rule_id: str) -> dict[str, Any]:
@@ -200,17 +212,44 @@ class Push:
         flat = push_rules.flatten({k: v for k, v in event.pdu.items() if k not in ("signatures", "hashes", "unsigned")})
         relates = event.content.get("m.relates_to")
         thread = relates.get("event_id") if isinstance(relates, dict) and relates.get("rel_type") == "m.thread" else None
+        await self._load_rulesets(local)
+        shared = push_rules.prepare(push_rules.DEFAULT_COMPILED, flat, ctx, room.room_id, event.sender)
         rows = []
+        notified: dict[str, list[Any]] = {}
         for user_id in local:
             member = state.get(("m.room.member", user_id))
             display = member.content.get("displayname") if member else None
-            actions = push_rules.evaluate(await self.ruleset(user_id), flat, ctx, display, room.room_id, event.sender)
+            compiled = self._compiled.get(user_id)
+            prepared = shared if compiled is None else push_rules.prepare(compiled, flat, ctx, room.room_id,
+                                                                          event.sender)
+            actions = push_rules.evaluate_prepared(prepared, flat, ctx, display, user_id)
             notify, highlight = push_rules.notifies(actions)
             if notify:
+                notified[user_id] = actions
                 rows.append((persisted.event_nid, user_id, room.room_nid, persisted.stream_ordering, highlight,
                              json.dumps(actions), thread or "main"))
-        if rows:
-            await push_store.add_push_actions(self.database.pool, rows)
+        if not rows:
+            return
+        await push_store.add_push_actions(self.database.pool, rows)
+        sender = state.get(("m.room.member", event.sender))
+        name = state.get(("m.room.name", ""))
+        self.gateway.schedule(
+            client_event(event), notified,
+            sender.content.get("displayname") if sender else None,
+            name.content.get("name") if name else None,
+        )
+
+    async def _load_rulesets(self, user_ids: list[str]) -> None:
+        """Fill the rule-set cache for many users with one query: most have only predefined rules."""
+        missing = [u for u in user_ids if u not in self._rulesets]
+        if not missing:
+            return
+        customised = await push_store.users_with_rules(self.database.pool, missing)
+        for user_id in missing:
+            if user_id in customised:
+                await self.ruleset(user_id)
+            else:
+                self._rulesets[user_id] = None
 
     async def unread(self, user_id: str, room_nids: list[int]) -> dict[int, dict[str, tuple[int, int]]]:
         return await push_store.unread_counts(self.database.pool, user_id, room_nids)

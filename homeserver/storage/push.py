@@ -141,3 +141,29 @@ async def list_pushers(conn: Executor, user_id: str) -> list[dict[str, Any]]:
         "FROM pushers WHERE user_id = $1 ORDER BY app_id, pushkey", user_id,
     )
     return [{**{k: v for k, v in dict(r).items() if v is not None}, "data": json.loads(r["data"])} for r in rows]
+
+
+async def http_pushers_of(conn: Executor, user_ids: list[str]) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT user_id, app_id, pushkey, data::text AS data FROM pushers "
+        "WHERE kind = 'http' AND user_id = ANY($1::text[])", user_ids,
+    )
+    return [{**dict(r), "data": json.loads(r["data"])} for r in rows]
+
+
+async def rooms_with_unread(conn: Executor, user_ids: list[str]) -> dict[str, int]:
+    """Per user: how many rooms hold notifications after their read receipt (the app badge)."""
+    rows = await conn.fetch(
+        """
+        SELECT a.user_id, count(DISTINCT a.room_nid) AS rooms FROM event_push_actions a
+        WHERE a.user_id = ANY($1::text[])
+          AND a.stream_ordering > COALESCE((
+              SELECT max(e.stream_ordering) FROM receipts r JOIN events e ON e.event_id = r.event_id
+              WHERE r.room_nid = a.room_nid AND r.user_id = a.user_id
+                AND r.receipt_type IN ('m.read', 'm.read.private')
+                AND (r.thread_id = '' OR r.thread_id = a.thread_id)), 0)
+        GROUP BY a.user_id
+        """,
+        user_ids,
+    )
+    return {r["user_id"]: r["rooms"] for r in rows}

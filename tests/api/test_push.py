@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+
+from aiohttp import web
 
 from tests.api.helpers import Api
 from tests.conftest import StartServer
@@ -173,3 +176,61 @@ async def test_pushers(start_server: StartServer, http) -> None:  # noqa: ANN001
     ]:
         status, body = await api.call("POST", "/pushers/set", bad, token=alice)
         assert (status, body["errcode"]) == (400, errcode), bad
+
+
+async def test_http_pushers_reach_the_gateway(start_server: StartServer, http) -> None:  # noqa: ANN001
+    """A loopback push gateway: a failed delivery is retried, rejected pushkeys lose their pusher."""
+    received: list[dict[str, Any]] = []
+    answers = [web.Response(status=503)]
+
+    async def notify(request: web.Request) -> web.Response:
+        received.append(await request.json())
+        if answers:
+            return answers.pop()
+        devices = received[-1]["notification"]["devices"]
+        return web.json_response({"rejected": [d["pushkey"] for d in devices if d["pushkey"] == "stale"]})
+
+    gateway = web.Application()
+    gateway.router.add_post("/_matrix/push/v1/notify", notify)
+    runner = web.AppRunner(gateway)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/_matrix/push/v1/notify"
+    try:
+        hs = await start_server(**OPEN)
+        hs.push_gateway.retry_delays = (0.05, 0.05)
+        api = Api(http, hs)
+        alice = (await api.register("alice"))["access_token"]
+        bob = (await api.register("bob"))["access_token"]
+        base = {"kind": "http", "app_id": "im.vector.app", "app_display_name": "Element",
+                "device_display_name": "Phone", "lang": "en"}
+        await api.call("POST", "/pushers/set", {**base, "pushkey": "phone", "data": {"url": url, "extra": 1}},
+                       token=bob)
+        await api.call("POST", "/pushers/set", {**base, "pushkey": "stale", "data": {"url": url,
+                                                                                      "format": "event_id_only"}},
+                       token=bob)
+        _, room = await api.call("POST", "/createRoom", {"preset": "public_chat", "name": "Lobby"}, token=alice)
+        await api.call("PUT", "/profile/@alice:test.local/displayname", {"displayname": "Alice"}, token=alice)
+        await api.call("POST", f"/rooms/{room['room_id']}/join", {}, token=bob)
+        _, sent = await api.call("PUT", f"/rooms/{room['room_id']}/send/m.room.message/1",
+                                 {"msgtype": "m.text", "body": "hi @bob", "m.mentions": {"user_ids": ["@bob:test.local"]}},
+                                 token=alice)
+        for _ in range(100):
+            if len(received) == 3 and len((await api.call("GET", "/pushers", token=bob))[1]["pushers"]) == 1:
+                break
+            await asyncio.sleep(0.05)
+        assert [p["pushkey"] for p in (await api.call("GET", "/pushers", token=bob))[1]["pushers"]] == ["phone"]
+        by_key = {r["notification"]["devices"][0]["pushkey"]: r["notification"] for r in received}
+        assert len(received) == 3  # one retried after the 503
+        full, short = by_key["phone"], by_key["stale"]
+        assert full["event_id"] == sent["event_id"] and full["room_id"] == room["room_id"]
+        assert (full["type"], full["sender"], full["sender_display_name"], full["room_name"]) == (
+            "m.room.message", "@alice:test.local", "Alice", "Lobby")
+        assert full["content"]["body"] == "hi @bob" and full["prio"] == "high"
+        assert full["counts"] == {"unread": 1}
+        assert full["devices"][0]["data"] == {"extra": 1}
+        assert full["devices"][0]["tweaks"] == {"sound": "default", "highlight": True}
+        assert set(short) == {"event_id", "room_id", "counts", "prio", "devices"}
+    finally:
+        await runner.cleanup()

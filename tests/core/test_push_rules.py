@@ -85,3 +85,16 @@ def test_disabled_rules_are_skipped_and_user_rules_win() -> None:
     assert push_rules.notifies(push_rules.evaluate(rules, flat, CTX, None, "!r:hs", "@you:hs")) == (True, True)
     rules["override"][0]["enabled"] = True
     assert push_rules.evaluate(rules, flat, CTX, None, "!r:hs", "@you:hs") == []
+
+
+@pytest.mark.parametrize("event", [
+    _message("hi", **{"m.mentions": {"user_ids": [ME]}}),
+    _message("hi", **{"m.mentions": {"user_ids": ["@other:hs"]}}),
+    {"type": "m.room.member", "state_key": ME, "content": {"membership": "invite"}},
+    {"type": "m.room.member", "state_key": "@other:hs", "content": {"membership": "invite"}},
+])
+def test_shared_template_matches_filled_rules(event: dict[str, Any]) -> None:
+    flat = push_rules.flatten({"room_id": "!r:hs", "sender": "@you:hs", **event})
+    filled = push_rules.evaluate(push_rules.default_rules(ME), flat, CTX, None, "!r:hs", "@you:hs")
+    shared = push_rules.evaluate(push_rules.DEFAULT_TEMPLATE, flat, CTX, None, "!r:hs", "@you:hs", ME)
+    assert shared == filled
