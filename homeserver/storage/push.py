@@ -75,17 +75,23 @@ async def add_push_actions(conn: Executor, rows: list[tuple[int, str, int, int, 
     )
 
 
+# With no read receipt, counting starts at the user's membership event (as in Synapse), so that
+# the invite and what came before the join do not count.
+_JOINED = ("(SELECT m.stream_ordering FROM room_memberships m WHERE m.room_nid = a.room_nid "
+           "AND m.user_id = a.user_id AND m.membership = 'join'), 0")
+
+
 async def unread_counts(conn: Executor, user_id: str, room_nids: list[int]) -> dict[int, dict[str, tuple[int, int]]]:
     """Per room and thread: (notifications, highlights) after the user's latest read receipt there."""
     rows = await conn.fetch(
-        """
+        f"""
         SELECT a.room_nid, a.thread_id, count(*) AS notifications, count(*) FILTER (WHERE a.highlight) AS highlights
         FROM event_push_actions a
         WHERE a.user_id = $1 AND a.room_nid = ANY($2::bigint[])
           AND a.stream_ordering > COALESCE((
               SELECT max(e.stream_ordering) FROM receipts r JOIN events e ON e.event_id = r.event_id
               WHERE r.room_nid = a.room_nid AND r.user_id = $1 AND r.receipt_type IN ('m.read', 'm.read.private')
-                AND (r.thread_id = '' OR r.thread_id = a.thread_id)), 0)
+                AND (r.thread_id = '' OR r.thread_id = a.thread_id)), {_JOINED})
         GROUP BY a.room_nid, a.thread_id
         """,
         user_id, room_nids,
@@ -154,14 +160,14 @@ async def http_pushers_of(conn: Executor, user_ids: list[str]) -> list[dict[str,
 async def rooms_with_unread(conn: Executor, user_ids: list[str]) -> dict[str, int]:
     """Per user: how many rooms hold notifications after their read receipt (the app badge)."""
     rows = await conn.fetch(
-        """
+        f"""
         SELECT a.user_id, count(DISTINCT a.room_nid) AS rooms FROM event_push_actions a
         WHERE a.user_id = ANY($1::text[])
           AND a.stream_ordering > COALESCE((
               SELECT max(e.stream_ordering) FROM receipts r JOIN events e ON e.event_id = r.event_id
               WHERE r.room_nid = a.room_nid AND r.user_id = a.user_id
                 AND r.receipt_type IN ('m.read', 'm.read.private')
-                AND (r.thread_id = '' OR r.thread_id = a.thread_id)), 0)
+                AND (r.thread_id = '' OR r.thread_id = a.thread_id)), {_JOINED})
         GROUP BY a.user_id
         """,
         user_ids,
