@@ -7,6 +7,7 @@ Relative paths are taken relative to the working directory, as Synapse does.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -196,6 +197,16 @@ def _default_publication_rules() -> tuple[PublicationRule, ...]:
     return (PublicationRule("allow"),)
 
 
+# Addresses URL previews never reach unless whitelisted: private, loopback, link-local, shared,
+# documentation, multicast and other special-purpose ranges.
+DEFAULT_PREVIEW_BLACKLIST = (
+    "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "192.0.0.0/24",
+    "169.254.0.0/16", "192.88.99.0/24", "198.18.0.0/15", "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24",
+    "224.0.0.0/4", "240.0.0.0/4", "0.0.0.0/8", "::1/128", "::/128", "fe80::/10", "fc00::/7", "2001:db8::/32",
+    "ff00::/8", "fec0::/10", "64:ff9b::/96", "2002::/16",
+)
+
+
 def _default_listeners() -> tuple[ListenerConfig, ...]:
     return (ListenerConfig(port=8008, x_forwarded=True),)
 
@@ -228,6 +239,10 @@ class Config:
     media_store_path: Path | None = None
     max_upload_size: int | str = "50M"
     enable_authenticated_media: bool = True
+    url_preview_enabled: bool = False
+    url_preview_ip_range_blacklist: tuple[str, ...] = DEFAULT_PREVIEW_BLACKLIST
+    url_preview_ip_range_whitelist: tuple[str, ...] = ()
+    max_spider_size: int | str = "10M"
     room_list_publication_rules: tuple[PublicationRule, ...] = field(default_factory=_default_publication_rules)
     user_directory: UserDirectoryConfig = UserDirectoryConfig()
     turn_uris: tuple[str, ...] = ()
@@ -263,6 +278,13 @@ class Config:
                 self, "refresh_token_lifetime", parse_duration(self.refresh_token_lifetime, "refresh_token_lifetime")
             )
         object.__setattr__(self, "max_upload_size", parse_size(self.max_upload_size, "max_upload_size"))
+        object.__setattr__(self, "max_spider_size", parse_size(self.max_spider_size, "max_spider_size"))
+        for key in ("url_preview_ip_range_blacklist", "url_preview_ip_range_whitelist"):
+            for network in getattr(self, key):
+                try:
+                    ipaddress.ip_network(network, strict=False)
+                except ValueError:
+                    raise ValueError(f"{key}: {network!r} is not an IP range such as 10.0.0.0/8") from None
         object.__setattr__(self, "turn_user_lifetime", parse_duration(self.turn_user_lifetime, "turn_user_lifetime"))
         if self.enable_registration and not (
             self.enable_registration_without_verification or self.registration_requires_token
@@ -290,6 +312,10 @@ class Config:
     @property
     def max_upload_size_bytes(self) -> int:
         return int(self.max_upload_size)
+
+    @property
+    def max_spider_size_bytes(self) -> int:
+        return int(self.max_spider_size)
 
     @property
     def embedded_database_dir(self) -> Path:

@@ -20,6 +20,7 @@ from homeserver.services.e2ee import EndToEnd
 from homeserver.services.media import Media
 from homeserver.services.push import Push
 from homeserver.services.push_gateway import PushGateway
+from homeserver.services.url_preview import UrlPreviews
 from homeserver.services.ephemeral import Receipts, Typing
 from homeserver.services.events import EventPipeline, EventStore, Persisted
 from homeserver.services.notifier import Notifier
@@ -76,6 +77,7 @@ class HomeServer:
         self.receipts = Receipts(database, self.event_store, self.notifier, self._joined_members)
         self.presence = Presence(config.presence.enabled, database, self.notifier)
         self.media = Media(config, database)
+        self.url_previews = UrlPreviews(config, self.media)
         self.push_gateway = PushGateway(database)
         self.push = Push(config, database, self.event_store, self.account_data, self.push_gateway)
         self.directory = Directory(config, database, self.event_store)
@@ -156,6 +158,7 @@ class HomeServer:
             await runner.cleanup()
         self._runners.clear()
         await self.push_gateway.stop()
+        await self.url_previews.stop()
         await self.sessions.stop()
         await self.database.close()
 

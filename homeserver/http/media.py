@@ -6,7 +6,7 @@ from typing import AsyncIterator
 
 from aiohttp import web
 
-from homeserver.errors import invalid_param
+from homeserver.errors import MatrixError, invalid_param
 from homeserver.http.auth import require_user
 from homeserver.http.json import json_response
 from homeserver.http.keys import HOMESERVER
@@ -90,6 +90,14 @@ def _config(legacy: bool):  # noqa: ANN202
     return handler
 
 
+async def preview_url(request: web.Request) -> web.Response:
+    requester = await require_user(request)
+    url = request.query.get("url")
+    if not url:
+        raise MatrixError(400, "M_MISSING_PARAM", "url is required")
+    return json_response(await request.app[HOMESERVER].url_previews.preview(requester, url))
+
+
 routes.post("/_matrix/media/v3/upload")(upload)
 routes.post("/_matrix/media/r0/upload")(upload)
 routes.post("/_matrix/media/v1/create")(create)
@@ -99,3 +107,4 @@ for _base, _legacy in (("/_matrix/client/v1/media", False), ("/_matrix/media/v3"
     routes.get(f"{_base}/download/{{server}}/{{media_id}}/{{filename}}")(_download(_legacy))
     routes.get(f"{_base}/thumbnail/{{server}}/{{media_id}}")(_thumbnail(_legacy))
     routes.get(f"{_base}/config")(_config(_legacy))
+    routes.get(f"{_base}/preview_url")(preview_url)
