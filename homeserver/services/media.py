@@ -67,12 +67,19 @@ def _new_media_id() -> str:
     return "".join(secrets.choice(_ID_CHARS) for _ in range(24))
 
 
-def _make_thumbnail(source: Path, width: int, height: int, method: str) -> tuple[bytes, str]:
+def make_thumbnail(source: Path, width: int, height: int, method: str) -> tuple[bytes, str]:
     """Crop or scale an image (runs in a worker thread)."""
     from PIL import Image
 
     Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
     with Image.open(source) as image:
+        if method == "crop":
+            ratio = max(width / image.width, height / image.height)
+            wanted = (round(image.width * ratio), round(image.height * ratio))
+        else:
+            wanted = (width, height)
+        # JPEGs decode straight at a reduced scale (1/2 to 1/8) no smaller than needed: far less work.
+        image.draft("RGB", wanted)
         image.load()
         if method == "crop":
             ratio = max(width / image.width, height / image.height)
@@ -211,7 +218,7 @@ class Media:
             loop = asyncio.get_running_loop()
             try:
                 data, media_type = await loop.run_in_executor(
-                    None, _make_thumbnail, self._path(media_id), size_w, size_h, method
+                    None, make_thumbnail, self._path(media_id), size_w, size_h, method
                 )
             except Exception as exc:
                 if type(exc).__name__ == "DecompressionBombError":
