@@ -15,6 +15,7 @@ from homeserver.http.app import build_app
 from homeserver.services.account_data import AccountData
 from homeserver.services.accounts import Accounts
 from homeserver.services.admin_registration import AdminRegistration
+from homeserver.services.dehydrated_devices import DehydratedDevices
 from homeserver.services.directory import Directory
 from homeserver.services.e2ee import EndToEnd
 from homeserver.services.media import Media
@@ -84,6 +85,7 @@ class HomeServer:
         self.rooms.directory = self.directory
         self.e2ee = EndToEnd(config, database, self.notifier, self.accounts.reauthenticate)
         self.accounts.on_devices_deleted = self.e2ee.device_deleted
+        self.dehydrated_devices = DehydratedDevices(database, self.e2ee)
         self.sync = Sync(database, self.event_store, self.pipeline, self.notifier, self.typing, self.receipts,
                          self.rooms, self.presence, self.push)
         self._runners: list[web.AppRunner] = []

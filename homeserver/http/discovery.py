@@ -16,7 +16,7 @@ routes = web.RouteTableDef()
 # Only spec versions whose required endpoints are all served belong here; the
 # list grows as the client-server API lands (accounts, rooms, sync, ...).
 SUPPORTED_SPEC_VERSIONS: tuple[str, ...] = ()
-UNSTABLE_FEATURES: dict[str, bool] = {}
+UNSTABLE_FEATURES: dict[str, bool] = {"org.matrix.msc3814": True}
 
 
 @routes.get("/_matrix/client/versions")

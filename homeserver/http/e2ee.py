@@ -129,3 +129,29 @@ _add("DELETE", "/room_keys/version/{version}", delete_backup)
 for _path in ("/room_keys/keys", "/room_keys/keys/{room_id}", "/room_keys/keys/{room_id}/{session_id}"):
     for _method in ("GET", "PUT", "DELETE"):
         _add(_method, _path, room_keys)
+
+
+DEHYDRATED = "/_matrix/client/unstable/org.matrix.msc3814.v1/dehydrated_device"
+
+
+async def dehydrated_device(request: web.Request) -> web.Response:
+    requester = await require_user(request)
+    service = request.app[HOMESERVER].dehydrated_devices
+    if request.method == "GET":
+        return json_response(await service.get(requester))
+    if request.method == "DELETE":
+        return json_response(await service.delete(requester))
+    return json_response(await service.put(requester, await json_body(request)))
+
+
+async def dehydrated_device_events(request: web.Request) -> web.Response:
+    requester = await require_user(request)
+    body = await json_body(request) if request.can_read_body else {}
+    return json_response(
+        await request.app[HOMESERVER].dehydrated_devices.events(requester, request.match_info["device_id"], body)
+    )
+
+
+for _method in ("GET", "PUT", "DELETE"):
+    routes.route(_method, DEHYDRATED)(dehydrated_device)
+routes.post(DEHYDRATED + "/{device_id}/events")(dehydrated_device_events)

@@ -69,10 +69,10 @@ class EndToEnd:
     def _local(self, user_id: str) -> bool:
         return server_of(user_id) == self.config.server_name
 
-    async def _changed(self, conn: Any, user_id: str) -> None:
+    async def mark_changed(self, conn: Any, user_id: str) -> None:
         await e2ee.mark_device_list_changed(conn, user_id)
 
-    async def _wake_sharers(self, user_id: str) -> None:
+    async def wake_sharers(self, user_id: str) -> None:
         self.notifier.notify(await event_store.users_sharing_rooms(self.database.pool, user_id))
 
     # --- device and one-time keys ----------------------------------------------------------
@@ -81,37 +81,49 @@ class EndToEnd:
         user_id, device_id = requester.user_id, requester.device_id
         device_keys = body.get("device_keys")
         if device_keys is not None:
-            _require_dict(device_keys, "device_keys")
-            if device_keys.get("user_id") != user_id or device_keys.get("device_id") != device_id:
-                raise invalid_param("device_keys are for another user or device")
-            if not isinstance(device_keys.get("algorithms"), list) or not isinstance(device_keys.get("keys"), dict):
-                raise bad_json("device_keys needs algorithms and keys")
-            own_key = device_keys["keys"].get(f"ed25519:{device_id}")
-            if not isinstance(own_key, str) or not _verify(device_keys, user_id, f"ed25519:{device_id}", own_key):
-                raise invalid_param("device_keys are not signed by the device's own ed25519 key")
-        one_time = self._keys(body.get("one_time_keys"), "one_time_keys")
-        fallback = self._keys(body.get("fallback_keys", body.get("org.matrix.msc2732.fallback_keys")), "fallback_keys")
-        changed = False
+            self.check_device_keys(device_keys, user_id, device_id)
+        one_time = self.parse_keys(body.get("one_time_keys"), "one_time_keys")
+        fallback = self.parse_keys(body.get("fallback_keys", body.get("org.matrix.msc2732.fallback_keys")), "fallback_keys")
         async with self.database.pool.acquire() as conn, conn.transaction():
-            if device_keys is not None:
-                current = (await e2ee.get_device_keys(conn, [user_id])).get(user_id, {}).get(device_id)
-                stored = {k: v for k, v in (current or {}).items() if k != "unsigned"}
-                if stored != {k: v for k, v in device_keys.items() if k != "unsigned"}:
-                    await e2ee.set_device_keys(conn, user_id, device_id, device_keys)
-                    await self._changed(conn, user_id)
-                    changed = True
-            conflicts = await e2ee.add_one_time_keys(conn, user_id, device_id, one_time)
-            if conflicts:
-                raise invalid_param(f"One-time key {conflicts[0][0]}:{conflicts[0][1]} already exists with other content")
-            for algorithm, key_id, key in fallback:
-                await e2ee.set_fallback_key(conn, user_id, device_id, algorithm, key_id, key)
+            changed = await self.store_keys(conn, user_id, device_id, device_keys, one_time, fallback)
             counts = await e2ee.count_one_time_keys(conn, user_id, device_id)
         if changed:
-            await self._wake_sharers(user_id)
+            await self.wake_sharers(user_id)
         return {"one_time_key_counts": {"signed_curve25519": 0, **counts}}
 
     @staticmethod
-    def _keys(value: Any, what: str) -> list[tuple[str, str, Any]]:
+    def check_device_keys(device_keys: Any, user_id: str, device_id: str) -> None:
+        _require_dict(device_keys, "device_keys")
+        if device_keys.get("user_id") != user_id or device_keys.get("device_id") != device_id:
+            raise invalid_param("device_keys are for another user or device")
+        if not isinstance(device_keys.get("algorithms"), list) or not isinstance(device_keys.get("keys"), dict):
+            raise bad_json("device_keys needs algorithms and keys")
+        own_key = device_keys["keys"].get(f"ed25519:{device_id}")
+        if not isinstance(own_key, str) or not _verify(device_keys, user_id, f"ed25519:{device_id}", own_key):
+            raise invalid_param("device_keys are not signed by the device's own ed25519 key")
+
+    async def store_keys(
+        self, conn: Any, user_id: str, device_id: str, device_keys: dict[str, Any] | None,
+        one_time: list[tuple[str, str, Any]], fallback: list[tuple[str, str, Any]],
+    ) -> bool:
+        """Store checked keys in the caller's transaction; True if the device keys changed."""
+        changed = False
+        if device_keys is not None:
+            current = (await e2ee.get_device_keys(conn, [user_id])).get(user_id, {}).get(device_id)
+            stored = {k: v for k, v in (current or {}).items() if k != "unsigned"}
+            if stored != {k: v for k, v in device_keys.items() if k != "unsigned"}:
+                await e2ee.set_device_keys(conn, user_id, device_id, device_keys)
+                await self.mark_changed(conn, user_id)
+                changed = True
+        conflicts = await e2ee.add_one_time_keys(conn, user_id, device_id, one_time)
+        if conflicts:
+            raise invalid_param(f"One-time key {conflicts[0][0]}:{conflicts[0][1]} already exists with other content")
+        for algorithm, key_id, key in fallback:
+            await e2ee.set_fallback_key(conn, user_id, device_id, algorithm, key_id, key)
+        return changed
+
+    @staticmethod
+    def parse_keys(value: Any, what: str) -> list[tuple[str, str, Any]]:
         if value is None:
             return []
         _require_dict(value, what)
@@ -191,8 +203,8 @@ class EndToEnd:
     async def device_deleted(self, user_id: str, device_ids: list[str] | None) -> None:
         async with self.database.pool.acquire() as conn, conn.transaction():
             await e2ee.delete_device_e2ee(conn, user_id, device_ids)
-            await self._changed(conn, user_id)
-        await self._wake_sharers(user_id)
+            await self.mark_changed(conn, user_id)
+        await self.wake_sharers(user_id)
 
     # --- to-device messages ------------------------------------------------------------------
 
@@ -253,9 +265,9 @@ class EndToEnd:
             for key_type, key_object in uploads.items():
                 await e2ee.set_cross_signing_key(conn, user_id, key_type, key_object)
             if uploads:
-                await self._changed(conn, user_id)
+                await self.mark_changed(conn, user_id)
         if uploads:
-            await self._wake_sharers(user_id)
+            await self.wake_sharers(user_id)
 
     async def upload_signatures(self, requester: Requester, body: dict[str, Any]) -> dict[str, Any]:
         """Store signatures: of one's own devices (by the self-signing key), of one's master key (by
@@ -297,9 +309,9 @@ class EndToEnd:
             for target_user, key_id, signer_id, signature in accepted:
                 await e2ee.add_signature(conn, target_user, key_id, user_id, signer_id, signature)
             for target_user in {a[0] for a in accepted}:
-                await self._changed(conn, target_user)
+                await self.mark_changed(conn, target_user)
         for target_user in {a[0] for a in accepted}:
-            await self._wake_sharers(target_user)
+            await self.wake_sharers(target_user)
         return {"failures": failures}
 
     @staticmethod

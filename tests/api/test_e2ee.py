@@ -224,3 +224,63 @@ async def test_key_backup(setup) -> None:  # noqa: ANN001
     assert (await api.call("DELETE", f"/room_keys/version/{version}", token=token))[0] == 200
     status, body = await api.call("GET", f"/room_keys/version/{version}", token=token)
     assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
+
+
+DEHYDRATED = "/_matrix/client/unstable/org.matrix.msc3814.v1/dehydrated_device"
+
+
+async def test_dehydrated_devices(setup) -> None:  # noqa: ANN001
+    api, alice, bob = setup
+    status, body = await api.call("GET", DEHYDRATED, token=bob.token)
+    assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
+    _, versions = await api.call("GET", "/_matrix/client/versions")
+    assert versions["unstable_features"]["org.matrix.msc3814"] is True
+
+    parked = Device(bob.user_id, "PARKED1", bob.token)
+    upload = {"device_id": "PARKED1", "device_data": {"algorithm": "m.dehydration.v2", "ciphertext": "abc"},
+              "initial_device_display_name": "Dehydrated device",
+              "device_keys": {**parked.device_keys()}, "one_time_keys": {"signed_curve25519:AAAA": {"key": "k"}}}
+    assert (await api.call("PUT", DEHYDRATED, upload, token=bob.token)) == (200, {"device_id": "PARKED1"})
+    _, got = await api.call("GET", DEHYDRATED, token=bob.token)
+    assert got == {"device_id": "PARKED1", "device_data": upload["device_data"]}
+    # Others see the device and can encrypt to it.
+    _, queried = await api.call("POST", "/keys/query", {"device_keys": {bob.user_id: []}}, token=alice.token)
+    assert "PARKED1" in queried["device_keys"][bob.user_id]
+    _, claimed = await api.call("POST", "/keys/claim", {"one_time_keys": {bob.user_id: {"PARKED1": "signed_curve25519"}}},
+                                token=alice.token)
+    assert claimed["one_time_keys"][bob.user_id]["PARKED1"] == {"signed_curve25519:AAAA": {"key": "k"}}
+
+    for i in range(150):
+        await api.call("PUT", f"/sendToDevice/m.room_key/d{i}", {"messages": {bob.user_id: {"PARKED1": {"n": i}}}},
+                       token=alice.token)
+    events = f"{DEHYDRATED}/PARKED1/events"
+    _, first = await api.call("POST", events, {}, token=bob.token)
+    assert [e["content"]["n"] for e in first["events"]] == list(range(100))
+    _, second = await api.call("POST", events, {"next_batch": first["next_batch"]}, token=bob.token)
+    assert [e["content"]["n"] for e in second["events"]] == list(range(100, 150))
+    _, done = await api.call("POST", events, {"next_batch": second["next_batch"]}, token=bob.token)
+    assert done["events"] == []
+    for body, path, expected in [({"next_batch": "x"}, events, (400, "M_INVALID_PARAM")),
+                                 ({}, f"{DEHYDRATED}/{bob.device_id}/events", (403, "M_FORBIDDEN"))]:
+        status, answer = await api.call("POST", path, body, token=bob.token)
+        assert (status, answer["errcode"]) == expected
+
+    # A new dehydrated device replaces the old one, its keys and messages.
+    replacement = Device(bob.user_id, "PARKED2", bob.token)
+    await api.call("PUT", DEHYDRATED, {**upload, "device_id": "PARKED2", "device_keys": replacement.device_keys()},
+                   token=bob.token)
+    _, devices = await api.call("GET", "/devices", token=bob.token)
+    assert {d["device_id"] for d in devices["devices"]} == {bob.device_id, "PARKED2"}
+    for bad, errcode in [
+        ({**upload, "device_id": bob.device_id, "device_keys": bob.device_keys()}, "M_INVALID_PARAM"),
+        ({**upload, "device_id": "PARKED3"}, "M_INVALID_PARAM"),
+        ({k: v for k, v in upload.items() if k != "device_data"}, "M_BAD_JSON"),
+        ({k: v for k, v in upload.items() if k != "device_keys"}, "M_MISSING_PARAM"),
+    ]:
+        status, answer = await api.call("PUT", DEHYDRATED, bad, token=bob.token)
+        assert (status, answer["errcode"]) == (400, errcode), bad
+    assert (await api.call("GET", DEHYDRATED, token=bob.token))[1]["device_id"] == "PARKED2"
+    assert (await api.call("DELETE", DEHYDRATED, token=bob.token)) == (200, {"device_id": "PARKED2"})
+    assert (await api.call("GET", DEHYDRATED, token=bob.token))[0] == 404
+    _, devices = await api.call("GET", "/devices", token=bob.token)
+    assert [d["device_id"] for d in devices["devices"]] == [bob.device_id]

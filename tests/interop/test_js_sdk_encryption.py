@@ -1,6 +1,6 @@
 """matrix-js-sdk with its Rust crypto (Node, from npm) end to end against our server: encrypted
-messaging both ways, cross-signing, secret storage, key backup, and restoring the backup on a new
-device to read an old message. The Node packages come from `npm ci --prefix tests/interop/js`
+messaging both ways, cross-signing, secret storage, key backup, restoring the backup on a new
+device to read an old message, and a dehydrated device. The Node packages come from `npm ci --prefix tests/interop/js`
 (part of the README's test command)."""
 
 from __future__ import annotations
@@ -41,5 +41,6 @@ async def test_js_sdk_encryption_cross_signing_and_backup(start_server: StartSer
     found = json.loads(result[-1].removeprefix("RESULT "))
     assert found["crossSigningReady"] and found["secretStorageReady"], found
     assert found["imported"] >= 1 and found["total"] >= 1, found
-    assert "secret one" in found["oldMessage"], found
+    assert {"secret one", "secret three"} <= set(found["oldMessage"]), found
+    assert found["dehydrationSupported"] and found["rehydratedRoomKeys"] >= 1, found
     assert found["newDeviceCrossSigned"] and found["newDeviceSignedByOwnerForAlice"], found

@@ -1,6 +1,7 @@
 // matrix-js-sdk with its Rust crypto against our server: two users talk in an encrypted room,
 // Bob sets up cross-signing, secret storage and key backup, logs in on a new device, restores
-// the backup and decrypts an old message. Prints one JSON line of findings; exits non-zero on
+// the backup and decrypts an old message; a dehydrated device brings the keys of a message
+// sent while Bob was away. Prints one JSON line of findings; exits non-zero on
 // failure. Usage: node e2ee_backup.mjs BASE_URL PASSWORD (users alice and bob exist).
 
 if (!Promise.withResolvers) {
@@ -100,6 +101,16 @@ await until("room keys in the backup", async () => {
 });
 log("backup", version, "holds the room key");
 
+// Bob parks a dehydrated device; a message sent while it is his only other device reaches the
+// next device he logs in on through rehydration.
+const dehydrationSupported = await crypto.isDehydrationSupported();
+await crypto.startDehydration();
+await until("alice to see the dehydrated device", async () => {
+    const devices = await alice.getCrypto().getUserDeviceInfo([bobId], true);
+    return devices.get(bobId)?.size === 2;
+});
+await alice.sendMessage(roomId, { msgtype: "m.text", body: "secret three" });
+
 const bob2 = await start("bob", callbacks);
 const crypto2 = bob2.getCrypto();
 await crypto2.loadSessionBackupPrivateKeyFromSecretStorage();
@@ -109,15 +120,21 @@ const room2 = await until("the room on the new device", () => bob2.getRoom(roomI
 for (const event of room2.getLiveTimeline().getEvents()) {
     if (event.isDecryptionFailure()) await bob2.decryptEventIfNeeded(event, { isRetry: true });
 }
-await until("the new device to decrypt the old message", () => bodies(bob2, roomId).includes("secret one"));
 // The new device takes the cross-signing keys from secret storage and signs itself; Alice sees it.
 await crypto2.bootstrapCrossSigning({});
 log("new device cross-signing ready:", await crypto2.isCrossSigningReady());
 await crypto2.crossSignDevice(bob2.getDeviceId());
+let rehydratedRoomKeys = 0;
+bob2.on("dehydration.RehydrationProgress", (roomKeys) => { rehydratedRoomKeys = roomKeys; });
+await crypto2.startDehydration({ rehydrate: true });
 const newDevice = await until("the new device to be cross-signed", async () => {
     const status = await crypto2.getDeviceVerificationStatus(bobId, bob2.getDeviceId());
     return status?.crossSigningVerified ? status : null;
 }, 10000).catch(() => null);
+await until("the new device to decrypt the old messages", () => {
+    const seen = bodies(bob2, roomId);
+    return seen.includes("secret one") && seen.includes("secret three");
+});
 const seenByAlice = await until("alice to see the new device signed", async () => {
     await alice.getCrypto().getUserDeviceInfo([bobId], true);
     const status = await alice.getCrypto().getDeviceVerificationStatus(bobId, bob2.getDeviceId());
@@ -126,7 +143,7 @@ const seenByAlice = await until("alice to see the new device signed", async () =
 
 console.log("RESULT " + JSON.stringify({
     crossSigningReady, secretStorageReady, version, imported: restored.imported, total: restored.total,
-    oldMessage: bodies(bob2, roomId), newDeviceCrossSigned: newDevice?.crossSigningVerified ?? false,
+    oldMessage: bodies(bob2, roomId), dehydrationSupported, rehydratedRoomKeys, newDeviceCrossSigned: newDevice?.crossSigningVerified ?? false,
     newDeviceSignedByOwnerForAlice: seenByAlice?.signedByOwner ?? false,
 }));
 for (const client of [alice, bob, bob2]) client.stopClient();
