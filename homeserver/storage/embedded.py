@@ -17,6 +17,7 @@ from homeserver.errors import StartupError
 logger = logging.getLogger(__name__)
 
 DATABASE_NAME = "homeserver"
+START_ATTEMPTS = 3
 
 
 class EmbeddedPostgres:
@@ -36,13 +37,19 @@ class EmbeddedPostgres:
             import pgserver
 
             self.directory.mkdir(parents=True, exist_ok=True)
-            try:
-                self._server = pgserver.get_server(self.directory, cleanup_mode="stop")
-            except Exception as exc:
-                raise StartupError(
-                    f"cannot start the embedded PostgreSQL in {self.directory}: {exc}; "
-                    f"see {self.directory / 'log'}"
-                ) from None
+            for attempt in range(START_ATTEMPTS):
+                try:
+                    self._server = pgserver.get_server(self.directory, cleanup_mode="stop")
+                    break
+                except Exception as exc:
+                    # pgserver waits only 10 s for pg_ctl; a busy or slow machine can need longer, and
+                    # a second attempt attaches to the postmaster the first one started.
+                    if attempt + 1 == START_ATTEMPTS:
+                        raise StartupError(
+                            f"cannot start the embedded PostgreSQL in {self.directory}: {exc}; "
+                            f"see {self.directory / 'log'}"
+                        ) from None
+                    logger.warning("embedded PostgreSQL slow to start (%s); trying again", exc)
         exists = self._server.psql(
             f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';"
         )

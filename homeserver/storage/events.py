@@ -364,19 +364,21 @@ async def search_events(
     conn: Executor, room_nids: list[int], term: str, keys: list[str], by_rank: bool, offset: int,
     before_stream: int | None, limit: int,
 ) -> tuple[list[dict[str, Any]], int]:
-    """Matching events (with rank), best or newest first, and the total count."""
+    """Matching events (with rank), best or newest first, and the total count.
+
+    Matching, ranking and the page cut happen on the search index alone; only the page's rows
+    are joined to their events (redacted events are removed from the index when redacted)."""
     columns = ", ".join("e." + c.strip() for c in EVENT_COLUMNS.split(","))
-    where = ("s.room_nid = ANY($1::bigint[]) AND s.vector @@ plainto_tsquery('simple', $2) "
-             "AND s.key = ANY($3::text[]) AND e.redacted_by IS NULL")
-    order = "rank DESC, s.stream_ordering DESC" if by_rank else "s.stream_ordering DESC"
+    where = "s.room_nid = ANY($1::bigint[]) AND s.vector @@ plainto_tsquery('simple', $2) AND s.key = ANY($3::text[])"
+    rank = "ts_rank_cd(s.vector, plainto_tsquery('simple', $2))" if by_rank else "0"
+    order = "rank DESC, stream_ordering DESC" if by_rank else "stream_ordering DESC"
     rows = await conn.fetch(
-        f"SELECT {columns}, ts_rank_cd(s.vector, plainto_tsquery('simple', $2)) AS rank "
-        f"FROM event_search s JOIN events e USING (event_nid) WHERE {where} "
-        "AND ($4::bigint IS NULL OR s.stream_ordering < $4) "
-        f"ORDER BY {order} OFFSET $5 LIMIT $6",
+        f"SELECT {columns}, m.rank FROM ("
+        f"  SELECT s.event_nid, s.stream_ordering, {rank} AS rank FROM event_search s WHERE {where} "
+        "   AND ($4::bigint IS NULL OR s.stream_ordering < $4) "
+        f"  ORDER BY {order} OFFSET $5 LIMIT $6"
+        f") m JOIN events e USING (event_nid) WHERE e.redacted_by IS NULL ORDER BY {order.replace('stream', 'm.stream')}",
         room_nids, term, keys, before_stream, offset, limit,
     )
-    count = await conn.fetchval(
-        f"SELECT count(*) FROM event_search s JOIN events e USING (event_nid) WHERE {where}", room_nids, term, keys
-    )
+    count = await conn.fetchval(f"SELECT count(*) FROM event_search s WHERE {where}", room_nids, term, keys)
     return [dict(r) for r in rows], count
