@@ -16,7 +16,6 @@ Chains here include the event itself, as Synapse's do.
 
 from __future__ import annotations
 
-import heapq
 from typing import Iterable, Protocol, Sequence
 
 from homeserver.state.graph import RoomGraph, StateMap
