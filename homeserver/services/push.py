@@ -280,9 +280,11 @@ class Push:
         for key in ("app_id", "pushkey", "kind"):
             if key not in body:
                 raise MatrixError(400, "M_MISSING_PARAM", f"{key} is required")
+        for key, limit in (("app_id", 64), ("pushkey", 512)):
+            if not isinstance(body[key], str) or not body[key] or len(body[key].encode()) > limit:
+                raise invalid_param(f"{key} must be a non-empty string of at most {limit} bytes")
         if body["kind"] is None:
-            await push_store.delete_pusher(self.database.pool, requester.user_id, str(body["app_id"]),
-                                           str(body["pushkey"]))
+            await push_store.delete_pusher(self.database.pool, requester.user_id, body["app_id"], body["pushkey"])
             return
         for key in ("app_display_name", "device_display_name", "lang"):
             if not isinstance(body.get(key), str):

@@ -173,6 +173,8 @@ async def test_pushers(start_server: StartServer, http) -> None:  # noqa: ANN001
         ({**pusher, "kind": "carrier-pigeon"}, "M_INVALID_PARAM"),
         ({**pusher, "data": {"url": "https://push.example/"}}, "M_INVALID_PARAM"),
         ({**pusher, "data": []}, "M_BAD_JSON"),
+        ({**pusher, "app_id": 7}, "M_INVALID_PARAM"),
+        ({**pusher, "pushkey": "k" * 513}, "M_INVALID_PARAM"),
     ]:
         status, body = await api.call("POST", "/pushers/set", bad, token=alice)
         assert (status, body["errcode"]) == (400, errcode), bad
