@@ -499,16 +499,23 @@ class Rooms:
             self.database.pool, [r["room_nid"] for r in joined], criteria["search_term"], keys, order_by == "rank",
             offset, before, limit,
         )
+        # Visibility and serialisation once per room for the whole page, not per result.
+        room_ids = {r["room_nid"]: r["room_id"] for r in joined}
+        shown: dict[str, dict[str, Any]] = {}
+        rooms: dict[int, Room] = {}
+        for room_nid in dict.fromkeys(row["room_nid"] for row in rows):
+            room = rooms[room_nid] = await self.store.require_room(room_ids[room_nid])
+            visible = [r for r in await self.visible_rows(requester, room, [r for r in rows if r["room_nid"] == room_nid])
+                       if event_filter.allows(r["type"], r["sender"], room.room_id)]
+            for visible_row, event in zip(visible, await self.client_events(requester, room, visible)):
+                shown[visible_row["event_id"]] = event
         results = []
         group_rooms: dict[str, dict[str, Any]] = {}
         for row in rows:
-            room = await self.store.require_room(next(r["room_id"] for r in joined if r["room_nid"] == row["room_nid"]))
-            if not await self.visible_rows(requester, room, [row]):
+            if row["event_id"] not in shown:
                 continue
-            if not event_filter.allows(row["type"], row["sender"], room.room_id):
-                continue
-            result: dict[str, Any] = {"rank": float(row["rank"]),
-                                      "result": (await self.client_events(requester, room, [row]))[0]}
+            room = rooms[row["room_nid"]]
+            result: dict[str, Any] = {"rank": float(row["rank"]), "result": shown[row["event_id"]]}
             if context is not None:
                 result["context"] = await self._search_context(requester, room, row, context)
             results.append(result)
