@@ -138,6 +138,12 @@ class Directory:
             raise forbidden("Publishing this room is not allowed on this server")
         await directory.set_published(self.database.pool, room_id, visibility == "public")
 
+    async def publish_new_room(self, conn: Any, user_id: str, room_id: str, room_aliases: list[str]) -> None:
+        """`createRoom` with public visibility: publish in the room's creation transaction."""
+        if not await self._is_admin(user_id) and not self._publication_allowed(user_id, room_id, room_aliases):
+            raise forbidden("Publishing this room is not allowed on this server")
+        await directory.set_published(conn, room_id, True)
+
     async def public_rooms(self, limit: int | None, since: str | None, search: str | None, server: str | None) -> dict[str, Any]:
         if server is not None and server != self.config.server_name:
             raise MatrixError(404, "M_NOT_FOUND", "Room lists of other servers need federation")

@@ -59,6 +59,31 @@ class Persisted:
     room: Room
 
 
+@dataclass(frozen=True)
+class EventSpec:
+    """An event to create: type, content and, for state events, the state key."""
+
+    type: str
+    content: dict[str, Any]
+    state_key: str | None = None
+
+
+@dataclass(frozen=True)
+class _Written:
+    """A written event with the state group and state after it (for the caches, after commit)."""
+
+    persisted: Persisted
+    group: int
+    state_after: dict[int, int]
+
+
+def _authorise(event: Event, state_by_key: dict[Any, Event]) -> None:
+    try:
+        check_auth_rules(event, state_by_key)
+    except AuthError as exc:
+        raise forbidden(str(exc)) from None
+
+
 class _LRU(OrderedDict):  # type: ignore[type-arg]
     def __init__(self, size: int) -> None:
         super().__init__()
@@ -264,6 +289,80 @@ class EventPipeline:
         keys = await self.store.key_nids([graph.keys[k] for k in resolved], create=True)
         return {keys[graph.keys[k]]: nid_of_event[graph.event_ids[e]] for k, e in resolved.items()}
 
+    def _build(
+        self, version: RoomVersion, sender: str, event_type: str, content: dict[str, Any], state_key: str | None,
+        redacts: str | None, room_id: str | None, prev_events: list[Event], state_by_key: dict[Any, Event],
+    ) -> Event:
+        event = build_event(
+            version,
+            server_name=self.server_keys.server_name,
+            signing_key=self.server_keys.signing_key,
+            sender=sender,
+            event_type=event_type,
+            content=content,
+            origin_server_ts=int(time.time() * 1000),
+            room_id=room_id,
+            prev_events=prev_events,
+            auth_events=select_auth_events(version, event_type, sender, state_key, content, state_by_key),
+            state_key=state_key,
+            redacts=redacts,
+        )
+        if len(event.raw) > MAX_PDU_SIZE:
+            raise MatrixError(413, "M_TOO_LARGE", "Event is too large")
+        return event
+
+    async def create_room_events(
+        self, version: RoomVersion, sender: str, new_room_id: str | None, specs: list[EventSpec],
+        in_transaction: Callable[[Any, Room], Awaitable[None]] | None = None,
+    ) -> list[Persisted]:
+        """A new room's first events (the create event first), built, authorised and written in one
+        transaction, so that a bad event among them leaves no room behind. `in_transaction` runs in
+        that transaction after the events (to claim the room's alias)."""
+        async with self.lock(new_room_id or "new room"):
+            keys = [(spec.type, spec.state_key) for spec in specs if spec.state_key is not None]
+            key_nids = await self.store.key_nids(keys, create=True)
+            await self.current_position()
+            streams = [await event_store.next_stream_ordering(self.database.pool) for _ in specs]
+            self._in_flight.update(streams)
+            written: list[_Written] = []
+            try:
+                async with self.database.pool.acquire() as conn, conn.transaction():
+                    room: Room | None = None
+                    prev_events: list[Event] = []
+                    group: int | None = None
+                    state: dict[int, int] = {}
+                    state_by_key: dict[Any, Event] = {}
+                    nid_of: dict[str, int] = {}
+                    for spec, stream in zip(specs, streams):
+                        event = self._build(version, sender, spec.type, spec.content, spec.state_key, None,
+                                            room.room_id if room else new_room_id, prev_events, state_by_key)
+                        if room is not None:
+                            _authorise(event, state_by_key)
+                        auth_nids = [nid_of[a] for a in event.auth_event_ids]
+                        if room is not None and version.room_id_from_create_event:
+                            auth_nids.append(nid_of[state_by_key[CREATE_KEY].event_id])
+                        key = (spec.type, spec.state_key) if spec.state_key is not None else None
+                        step = await self._write_in(
+                            conn, room, version, event, [nid_of[e.event_id] for e in prev_events], group, state,
+                            auth_nids, key_nids[key] if key else None, stream,
+                        )
+                        written.append(step)
+                        room, group, state = step.persisted.room, step.group, step.state_after
+                        prev_events = [event]
+                        nid_of[event.event_id] = step.persisted.event_nid
+                        if key is not None:
+                            state_by_key[key] = event
+                    if in_transaction is not None and room is not None:
+                        await in_transaction(conn, room)
+                for step in written:
+                    self._remember(step)
+                self._committed = max(self._committed or 0, *streams)
+            finally:
+                self._in_flight.difference_update(streams)
+        for step in written:
+            await self.on_persisted(step.persisted)
+        return [step.persisted for step in written]
+
     async def create_event(
         self, room: Room | None, version: RoomVersion, sender: str, event_type: str, content: dict[str, Any],
         state_key: str | None = None, redacts: str | None = None, new_room_id: str | None = None,
@@ -279,27 +378,10 @@ class EventPipeline:
             group, state = await self.state_before(room, prev_nids) if room else (None, {})
             state_by_key = await self.store.state_events(room, state) if room else {}
             prev_events = list((await self.store.events(room, prev_nids)).values()) if room else []
-            event = build_event(
-                version,
-                server_name=self.server_keys.server_name,
-                signing_key=self.server_keys.signing_key,
-                sender=sender,
-                event_type=event_type,
-                content=content,
-                origin_server_ts=int(time.time() * 1000),
-                room_id=room_id,
-                prev_events=prev_events,
-                auth_events=select_auth_events(version, event_type, sender, state_key, content, state_by_key),
-                state_key=state_key,
-                redacts=redacts,
-            )
-            if len(event.raw) > MAX_PDU_SIZE:
-                raise MatrixError(413, "M_TOO_LARGE", "Event is too large")
+            event = self._build(version, sender, event_type, content, state_key, redacts, room_id, prev_events,
+                                state_by_key)
             if room is not None:
-                try:
-                    check_auth_rules(event, state_by_key)
-                except AuthError as exc:
-                    raise forbidden(str(exc)) from None
+                _authorise(event, state_by_key)
             auth_nids: list[int] = []
             if room is not None:
                 by_id = await self.store.nids_by_event_id(room, state.values())
@@ -332,52 +414,66 @@ class EventPipeline:
         state: dict[int, int], auth_nids: list[int], key_nid: int | None, stream: int,
     ) -> Persisted:
         async with self.database.pool.acquire() as conn, conn.transaction():
-            if room is None:
-                room_nid = await room_store.create_room(conn, event.room_id, version.identifier, event.origin_server_ts)
-                room = Room(room_nid, event.room_id, version)
-            event_nid = await event_store.insert_event(
-                conn, event_id=event.event_id, room_nid=room.room_nid, stream_ordering=stream, depth=event.depth,
-                event_type=event.type, state_key=event.state_key, sender=event.sender,
-                origin_server_ts=event.origin_server_ts, json=event.raw.decode("utf-8"),
+            written = await self._write_in(
+                conn, room, version, event, prev_nids, before_group, state, auth_nids, key_nid, stream
             )
-            await event_store.add_auth_edges(conn, event_nid, set(auth_nids))
-            searchable = SEARCHABLE.get(event.type)
-            if searchable is not None and isinstance(event.content.get(searchable[1]), str):
-                await event_store.index_for_search(
-                    conn, event_nid, room.room_nid, stream, searchable[0], event.content[searchable[1]]
+        self._remember(written)
+        return written.persisted
+
+    def _remember(self, written: "_Written") -> None:
+        """Fill the caches once the transaction that wrote the event has committed."""
+        self.store.remember_room(written.persisted.room)
+        self.store.cache_event(written.persisted.event_nid, written.persisted.event)
+        self.store.cache_state_group(written.group, written.state_after)
+
+    async def _write_in(
+        self, conn: Any, room: Room | None, version: RoomVersion, event: Event, prev_nids: list[int],
+        before_group: int | None, state: dict[int, int], auth_nids: list[int], key_nid: int | None, stream: int,
+    ) -> "_Written":
+        """Write one event and everything that follows from it, in the caller's transaction."""
+        if room is None:
+            room_nid = await room_store.create_room(conn, event.room_id, version.identifier, event.origin_server_ts)
+            room = Room(room_nid, event.room_id, version)
+        event_nid = await event_store.insert_event(
+            conn, event_id=event.event_id, room_nid=room.room_nid, stream_ordering=stream, depth=event.depth,
+            event_type=event.type, state_key=event.state_key, sender=event.sender,
+            origin_server_ts=event.origin_server_ts, json=event.raw.decode("utf-8"),
+        )
+        await event_store.add_auth_edges(conn, event_nid, set(auth_nids))
+        searchable = SEARCHABLE.get(event.type)
+        if searchable is not None and isinstance(event.content.get(searchable[1]), str):
+            await event_store.index_for_search(
+                conn, event_nid, room.room_nid, stream, searchable[0], event.content[searchable[1]]
+            )
+        relates = event.content.get("m.relates_to")
+        if isinstance(relates, dict) and isinstance(relates.get("rel_type"), str) \
+                and isinstance(relates.get("event_id"), str):
+            await event_store.add_relation(
+                conn, event_nid, room.room_nid, relates["event_id"], relates["rel_type"], event.type,
+                event.sender, stream,
+            )
+        after = dict(state)
+        group = before_group
+        if key_nid is not None or group is None:
+            if key_nid is not None:
+                after[key_nid] = event_nid
+            chain = await room_store.state_group_chain_length(conn, group) if group is not None else 0
+            if group is not None and chain < SNAPSHOT_EVERY and key_nid is not None:
+                group = await room_store.create_state_group(
+                    conn, room.room_nid, group, chain + 1, {key_nid: event_nid}
                 )
-            relates = event.content.get("m.relates_to")
-            if isinstance(relates, dict) and isinstance(relates.get("rel_type"), str) \
-                    and isinstance(relates.get("event_id"), str):
-                await event_store.add_relation(
-                    conn, event_nid, room.room_nid, relates["event_id"], relates["rel_type"], event.type,
-                    event.sender, stream,
-                )
-            after = dict(state)
-            group = before_group
-            if key_nid is not None or group is None:
-                if key_nid is not None:
-                    after[key_nid] = event_nid
-                chain = await room_store.state_group_chain_length(conn, group) if group is not None else 0
-                if group is not None and chain < SNAPSHOT_EVERY and key_nid is not None:
-                    group = await room_store.create_state_group(
-                        conn, room.room_nid, group, chain + 1, {key_nid: event_nid}
-                    )
-                else:
-                    group = await room_store.create_state_group(conn, room.room_nid, None, 0, after)
-            await event_store.set_state_group(conn, event_nid, group)  # type: ignore[arg-type]
-            await event_store.replace_forward_extremities(conn, room.room_nid, prev_nids, event_nid)
-            # One prev event: the state before it is the current state. Several: the
-            # resolved state replaces the current one.
-            previous = state if len(prev_nids) <= 1 else await event_store.current_state(conn, room.room_nid)
-            changes = {k: v for k, v in after.items() if previous.get(k) != v}
-            if changes:
-                await event_store.set_current_state(conn, room.room_nid, changes)
-            if event.type == "m.room.member" and event.state_key is not None and event.membership:
-                await event_store.set_membership(
-                    conn, room.room_nid, event.state_key, event.membership, event_nid, stream  # type: ignore[arg-type]
-                )
-        self.store.remember_room(room)
-        self.store.cache_event(event_nid, event)
-        self.store.cache_state_group(group, after)  # type: ignore[arg-type]
-        return Persisted(event, event_nid, stream, room)
+            else:
+                group = await room_store.create_state_group(conn, room.room_nid, None, 0, after)
+        await event_store.set_state_group(conn, event_nid, group)  # type: ignore[arg-type]
+        await event_store.replace_forward_extremities(conn, room.room_nid, prev_nids, event_nid)
+        # One prev event: the state before it is the current state. Several: the
+        # resolved state replaces the current one.
+        previous = state if len(prev_nids) <= 1 else await event_store.current_state(conn, room.room_nid)
+        changes = {k: v for k, v in after.items() if previous.get(k) != v}
+        if changes:
+            await event_store.set_current_state(conn, room.room_nid, changes)
+        if event.type == "m.room.member" and event.state_key is not None and event.membership:
+            await event_store.set_membership(
+                conn, room.room_nid, event.state_key, event.membership, event_nid, stream  # type: ignore[arg-type]
+            )
+        return _Written(Persisted(event, event_nid, stream, room), group, after)  # type: ignore[arg-type]

@@ -20,7 +20,7 @@ from homeserver.core.power_levels import named_level, send_level, user_level
 from homeserver.core.room_versions import ROOM_VERSIONS, get_room_version
 from homeserver.errors import MatrixError, bad_json, forbidden, invalid_param, not_found
 from homeserver.services.account_data import AccountData
-from homeserver.services.events import EventPipeline, EventStore, Persisted, Room
+from homeserver.services.events import EventPipeline, EventSpec, EventStore, Persisted, Room
 from homeserver.services.filters import EventFilter
 from homeserver.services.ratelimit import RateLimiter
 from homeserver.services.sessions import Requester
@@ -175,11 +175,6 @@ class Rooms:
         room_id = None
         if not version.room_id_from_create_event:
             room_id = "!" + "".join(secrets.choice(string.ascii_letters) for _ in range(18)) + ":" + self.config.server_name
-        created = await self.pipeline.create_event(
-            None, version, user_id, "m.room.create", creation, "", new_room_id=room_id
-        )
-        room = await self.store.require_room(created.event.room_id)
-        await self._send(room, user_id, "m.room.member", await self._member_content(user_id, "join", {}), user_id)
         settings = PRESETS[preset]
         users: dict[str, int] = {} if version.privileged_creators else {user_id: 100}
         if preset == "trusted_private_chat" and not version.privileged_creators:
@@ -189,32 +184,38 @@ class Rooms:
             "state_default": 50, "ban": 50, "kick": 50, "redact": 50, "invite": 50, "historical": 100,
         }
         levels.update(copy.deepcopy(override))
-        await self._send(room, user_id, "m.room.power_levels", levels, "")
+        specs = [
+            EventSpec("m.room.create", creation, ""),
+            EventSpec("m.room.member", await self._member_content(user_id, "join", {}), user_id),
+            EventSpec("m.room.power_levels", levels, ""),
+        ]
         if alias is not None:
-            if not await aliases.create_alias(self.database.pool, alias, room.room_id, user_id):
-                raise MatrixError(400, "M_ROOM_IN_USE", f"Room alias {alias} already taken")
-            await self._send(room, user_id, "m.room.canonical_alias", {"alias": alias}, "")
+            specs.append(EventSpec("m.room.canonical_alias", {"alias": alias}, ""))
         given = {(s["type"], s.get("state_key", "")) for s in initial_state}
         if ("m.room.join_rules", "") not in given:
-            await self._send(room, user_id, "m.room.join_rules", {"join_rule": settings["join_rule"]}, "")
+            specs.append(EventSpec("m.room.join_rules", {"join_rule": settings["join_rule"]}, ""))
         if ("m.room.history_visibility", "") not in given:
-            await self._send(room, user_id, "m.room.history_visibility",
-                             {"history_visibility": settings["history_visibility"]}, "")
+            specs.append(EventSpec("m.room.history_visibility", {"history_visibility": settings["history_visibility"]}, ""))
         if settings["guest_access"] and ("m.room.guest_access", "") not in given:
-            await self._send(room, user_id, "m.room.guest_access", {"guest_access": settings["guest_access"]}, "")
-        for state in initial_state:
-            await self._send(room, user_id, state["type"], state["content"], state.get("state_key", ""))
+            specs.append(EventSpec("m.room.guest_access", {"guest_access": settings["guest_access"]}, ""))
+        specs.extend(EventSpec(state["type"], state["content"], state.get("state_key", "")) for state in initial_state)
         if "name" in body:
-            await self._send(room, user_id, "m.room.name", {"name": body["name"]}, "")
+            specs.append(EventSpec("m.room.name", {"name": body["name"]}, ""))
         if "topic" in body:
-            await self._send(room, user_id, "m.room.topic", {"topic": body["topic"]}, "")
-        if visibility == "public" and self.directory is not None:
-            await self.directory.set_visibility(requester, room.room_id, {"visibility": "public"})
+            specs.append(EventSpec("m.room.topic", {"topic": body["topic"]}, ""))
         for invitee in invites:
             extra = {"is_direct": True} if is_direct else {}
-            await self._send(room, user_id, "m.room.member", await self._member_content(invitee, "invite", extra),
-                             invitee)
-        return room.room_id
+            specs.append(EventSpec("m.room.member", await self._member_content(invitee, "invite", extra), invitee))
+
+        async def claim(conn: Any, room: Room) -> None:
+            """The alias and the directory entry, in the room's creation transaction."""
+            if alias is not None and not await aliases.create_alias(conn, alias, room.room_id, user_id):
+                raise MatrixError(400, "M_ROOM_IN_USE", f"Room alias {alias} already taken")
+            if visibility == "public" and self.directory is not None:
+                await self.directory.publish_new_room(conn, user_id, room.room_id, [alias] if alias else [])
+
+        created = await self.pipeline.create_room_events(version, user_id, room_id, specs, claim)
+        return created[0].room.room_id
 
     # --- membership -------------------------------------------------------------------
 

@@ -51,6 +51,28 @@ async def test_bad_create_room(api: Api) -> None:
         assert (status, result["errcode"]) == (400, errcode), body
 
 
+@pytest.mark.parametrize("version", ["10", "12"])
+async def test_failed_create_room_leaves_nothing(api: Api, version: str) -> None:
+    """The room's first events, its alias and directory entry are one transaction."""
+    (alice,) = await users(api, "alice")
+    # Power levels given as strings: rejected by the authorization rules of rooms v10 and later.
+    bad_levels = {"type": "m.room.power_levels", "content": {"users": {}, "ban": "50"}}
+    for body, expected in [
+        ({"room_alias_name": "garden", "visibility": "public", "initial_state": [bad_levels], "name": "Garden"},
+         (403, "M_FORBIDDEN")),
+        ({"room_alias_name": "garden", "topic": "x" * 70_000}, (413, "M_TOO_LARGE")),
+    ]:
+        status, result = await api.call("POST", "/createRoom", {**body, "room_version": version}, token=alice)
+        assert (status, result["errcode"]) == expected, result
+        assert (await api.call("GET", "/joined_rooms", token=alice))[1] == {"joined_rooms": []}
+        assert (await api.call("GET", "/directory/room/%23garden:test.local"))[0] == 404
+        assert (await api.call("GET", "/publicRooms"))[1]["chunk"] == []
+    status, created = await api.call("POST", "/createRoom", {"room_alias_name": "garden", "room_version": version},
+                                     token=alice)
+    assert status == 200, created
+    assert (await api.call("GET", "/directory/room/%23garden:test.local"))[1]["room_id"] == created["room_id"]
+
+
 async def test_membership_lifecycle(api: Api) -> None:
     alice, bob, carol = await users(api, "alice", "bob", "carol")
     _, created = await api.call("POST", "/createRoom", {"preset": "private_chat", "invite": ["@bob:test.local"]},
