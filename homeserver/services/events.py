@@ -364,34 +364,27 @@ class EventPipeline:
         return [step.persisted for step in written]
 
     async def create_event(
-        self, room: Room | None, version: RoomVersion, sender: str, event_type: str, content: dict[str, Any],
-        state_key: str | None = None, redacts: str | None = None, new_room_id: str | None = None,
+        self, room: Room, version: RoomVersion, sender: str, event_type: str, content: dict[str, Any],
+        state_key: str | None = None, redacts: str | None = None,
     ) -> Persisted:
-        """Build, authorise and persist a local event.
-
-        `room` None: a new room's create event, in the room `new_room_id`
-        (None for room version 12, where the create event's id names the room).
-        """
-        room_id = room.room_id if room is not None else new_room_id
-        async with self.lock(room_id or "new room"):
-            prev_nids = await event_store.forward_extremities(self.database.pool, room.room_nid) if room else []
-            group, state = await self.state_before(room, prev_nids) if room else (None, {})
-            state_by_key = await self.store.state_events(room, state) if room else {}
-            prev_events = list((await self.store.events(room, prev_nids)).values()) if room else []
-            event = self._build(version, sender, event_type, content, state_key, redacts, room_id, prev_events,
+        """Build, authorise and persist a local event in an existing room (new rooms:
+        `create_room_events`)."""
+        async with self.lock(room.room_id):
+            prev_nids = await event_store.forward_extremities(self.database.pool, room.room_nid)
+            group, state = await self.state_before(room, prev_nids)
+            state_by_key = await self.store.state_events(room, state)
+            prev_events = list((await self.store.events(room, prev_nids)).values())
+            event = self._build(version, sender, event_type, content, state_key, redacts, room.room_id, prev_events,
                                 state_by_key)
-            if room is not None:
-                _authorise(event, state_by_key)
-            auth_nids: list[int] = []
-            if room is not None:
-                by_id = await self.store.nids_by_event_id(room, state.values())
-                auth_nids = [by_id[a] for a in event.auth_event_ids]
-                if version.room_id_from_create_event:
-                    auth_nids.append(by_id[state_by_key[CREATE_KEY].event_id])
+            _authorise(event, state_by_key)
+            by_id = await self.store.nids_by_event_id(room, state.values())
+            auth_nids = [by_id[a] for a in event.auth_event_ids]
+            if version.room_id_from_create_event:
+                auth_nids.append(by_id[state_by_key[CREATE_KEY].event_id])
             return await self._persist(room, version, event, prev_nids, group, state, auth_nids)
 
     async def _persist(
-        self, room: Room | None, version: RoomVersion, event: Event, prev_nids: list[int],
+        self, room: Room, version: RoomVersion, event: Event, prev_nids: list[int],
         before_group: int | None, state: dict[int, int], auth_nids: list[int],
     ) -> Persisted:
         key = (event.type, event.state_key) if event.state_key is not None else None
@@ -410,7 +403,7 @@ class EventPipeline:
         return persisted
 
     async def _write(
-        self, room: Room | None, version: RoomVersion, event: Event, prev_nids: list[int], before_group: int | None,
+        self, room: Room, version: RoomVersion, event: Event, prev_nids: list[int], before_group: int | None,
         state: dict[int, int], auth_nids: list[int], key_nid: int | None, stream: int,
     ) -> Persisted:
         async with self.database.pool.acquire() as conn, conn.transaction():

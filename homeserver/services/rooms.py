@@ -305,10 +305,6 @@ class Rooms:
         new_room_id = None
         if not version.room_id_from_create_event:
             new_room_id = "!" + "".join(secrets.choice(string.ascii_letters) for _ in range(18)) + ":" + self.config.server_name
-        created = await self.pipeline.create_event(None, version, user_id, "m.room.create", creation, "",
-                                                   new_room_id=new_room_id)
-        new = await self.store.require_room(created.event.room_id)
-        await self._send(new, user_id, "m.room.member", await self._member_content(user_id, "join", {}), user_id)
         old_levels = state.get(("m.room.power_levels", ""))
         levels = copy.deepcopy(old_levels.content) if old_levels else {}
         users = dict(levels.get("users", {}))
@@ -317,11 +313,14 @@ class Rooms:
         else:
             users[user_id] = max(int(users.get(user_id, 0)), 100)
         levels["users"] = users
-        await self._send(new, user_id, "m.room.power_levels", levels, "")
-        for event_type in UPGRADE_COPIED_STATE:
-            copied = state.get((event_type, ""))
-            if copied is not None:
-                await self._send(new, user_id, event_type, copy.deepcopy(copied.content), "")
+        specs = [
+            EventSpec("m.room.create", creation, ""),
+            EventSpec("m.room.member", await self._member_content(user_id, "join", {}), user_id),
+            EventSpec("m.room.power_levels", levels, ""),
+        ]
+        specs.extend(EventSpec(event_type, copy.deepcopy(state[(event_type, "")].content), "")
+                     for event_type in UPGRADE_COPIED_STATE if (event_type, "") in state)
+        new = (await self.pipeline.create_room_events(version, user_id, new_room_id, specs))[0].room
         await self._send(old, user_id, "m.room.tombstone",
                          {"body": "This room has been replaced", "replacement_room": new.room_id}, "")
         restricted = copy.deepcopy(old_levels.content) if old_levels else {}
