@@ -70,7 +70,9 @@ class HomeServer:
         self.notifier = Notifier()
         self.account_data = AccountData(database, self.notifier)
         self.event_store = EventStore(database)
-        self.pipeline = EventPipeline(database, self.event_store, server_keys, self._after_persist)
+        self.pipeline = EventPipeline(
+            database, self.event_store, server_keys, self._before_visible, self._after_persist
+        )
         self.rooms = Rooms(config, database, self.event_store, self.pipeline, self.account_data)
         self.accounts.on_deactivate = self.rooms.leave_all
         self.profiles.on_change = self.rooms.propagate_profile
@@ -105,8 +107,11 @@ class HomeServer:
         users = set(await event_store.members_of(self.database.pool, persisted.room.room_nid, ("join",)))
         if persisted.event.type == "m.room.member" and persisted.event.state_key:
             users.add(persisted.event.state_key)
-        await self.push.evaluate(persisted)
         self.notifier.notify(users)
+
+    async def _before_visible(self, persisted: Persisted) -> None:
+        """Notification counts are written before sync can see the event."""
+        await self.push.evaluate(persisted)
 
     @classmethod
     async def create(cls, config: Config) -> "HomeServer":

@@ -236,11 +236,16 @@ class RoomGraphs:
 class EventPipeline:
     def __init__(
         self, database: Database, store: EventStore, server_keys: ServerKeys,
+        before_visible: Callable[[Persisted], Awaitable[None]],
         on_persisted: Callable[[Persisted], Awaitable[None]],
     ) -> None:
         self.database = database
         self.store = store
         self.server_keys = server_keys
+        # Runs after commit while the event's stream position is still held back from readers
+        # (what sync must see together with the event, such as notification counts); then
+        # `on_persisted` runs once the position is released (waking syncs).
+        self.before_visible = before_visible
         self.on_persisted = on_persisted
         self._locks: dict[str, asyncio.Lock] = {}
         self._in_flight: set[int] = set()
@@ -357,6 +362,8 @@ class EventPipeline:
                 for step in written:
                     self._remember(step)
                 self._committed = max(self._committed or 0, *streams)
+                for step in written:
+                    await self.before_visible(step.persisted)
             finally:
                 self._in_flight.difference_update(streams)
         for step in written:
@@ -397,6 +404,7 @@ class EventPipeline:
                 room, version, event, prev_nids, before_group, state, auth_nids, key_nid, stream
             )
             self._committed = max(self._committed or 0, stream)
+            await self.before_visible(persisted)
         finally:
             self._in_flight.discard(stream)
         await self.on_persisted(persisted)
