@@ -33,7 +33,8 @@ class AccountData:
         self._check(requester, user_id, room_id, data_type)
         if data_type in SERVER_MANAGED["room" if room_id else ""]:
             raise MatrixError(405, "M_BAD_JSON", f"Cannot set {data_type} through this API.")
-        position = await account_data.put_account_data(self.database.pool, user_id, room_id, data_type, content)
+        async with self.database.stream_lock("account_data"):
+            position = await account_data.put_account_data(self.database.pool, user_id, room_id, data_type, content)
         self.notifier.notify([user_id])
         return position
 
@@ -45,7 +46,8 @@ class AccountData:
 
     async def put_internal(self, user_id: str, room_id: str, data_type: str, content: dict[str, Any]) -> None:
         """Server-managed types (the m.fully_read marker), set through their own endpoints."""
-        await account_data.put_account_data(self.database.pool, user_id, room_id, data_type, content)
+        async with self.database.stream_lock("account_data"):
+            await account_data.put_account_data(self.database.pool, user_id, room_id, data_type, content)
         self.notifier.notify([user_id])
 
     async def tags(self, requester: Requester, user_id: str, room_id: str) -> dict[str, Any]:

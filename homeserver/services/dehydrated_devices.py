@@ -52,7 +52,7 @@ class DehydratedDevices:
         self.e2ee.check_device_keys(device_keys, user_id, device_id)
         one_time = self.e2ee.parse_keys(body.get("one_time_keys"), "one_time_keys")
         fallback = self.e2ee.parse_keys(body.get("fallback_keys"), "fallback_keys")
-        async with self.database.pool.acquire() as conn, conn.transaction():
+        async with self.database.stream_lock("device_lists"), self.database.pool.acquire() as conn, conn.transaction():
             previous = await store.get(conn, user_id)
             if await device_store.get_device(conn, user_id, device_id) is not None \
                     and (previous is None or previous[0] != device_id):
@@ -67,7 +67,7 @@ class DehydratedDevices:
         return {"device_id": device_id}
 
     async def delete(self, requester: Requester) -> dict[str, Any]:
-        async with self.database.pool.acquire() as conn, conn.transaction():
+        async with self.database.stream_lock("device_lists"), self.database.pool.acquire() as conn, conn.transaction():
             found = await store.get(conn, requester.user_id)
             if found is None:
                 raise not_found("No dehydrated device available")

@@ -84,7 +84,7 @@ class EndToEnd:
             self.check_device_keys(device_keys, user_id, device_id)
         one_time = self.parse_keys(body.get("one_time_keys"), "one_time_keys")
         fallback = self.parse_keys(body.get("fallback_keys", body.get("org.matrix.msc2732.fallback_keys")), "fallback_keys")
-        async with self.database.pool.acquire() as conn, conn.transaction():
+        async with self.database.stream_lock("device_lists"), self.database.pool.acquire() as conn, conn.transaction():
             changed = await self.store_keys(conn, user_id, device_id, device_keys, one_time, fallback)
             counts = await e2ee.count_one_time_keys(conn, user_id, device_id)
         if changed:
@@ -201,7 +201,7 @@ class EndToEnd:
         return {"changed": sorted(changed), "left": []}
 
     async def device_deleted(self, user_id: str, device_ids: list[str] | None) -> None:
-        async with self.database.pool.acquire() as conn, conn.transaction():
+        async with self.database.stream_lock("device_lists"), self.database.pool.acquire() as conn, conn.transaction():
             await e2ee.delete_device_e2ee(conn, user_id, device_ids)
             await self.mark_changed(conn, user_id)
         await self.wake_sharers(user_id)
@@ -214,7 +214,7 @@ class EndToEnd:
         messages = _require_dict(body.get("messages"), "messages")
         batch: list[tuple[str, str, dict[str, Any]]] = []
         recipients: set[str] = set()
-        async with self.database.pool.acquire() as conn, conn.transaction():
+        async with self.database.stream_lock("to_device"), self.database.pool.acquire() as conn, conn.transaction():
             if await e2ee.to_device_txn_seen(conn, requester.user_id, requester.device_id, txn_id, int(time.time() * 1000)):
                 return
             for user_id, by_device in messages.items():
@@ -261,7 +261,7 @@ class EndToEnd:
             for key_type in ("self_signing", "user_signing"):
                 if key_type in uploads and not _verify(uploads[key_type], user_id, master_id, master_public):
                     raise invalid_param(f"The {key_type} key is not signed by the master key")
-        async with self.database.pool.acquire() as conn, conn.transaction():
+        async with self.database.stream_lock("device_lists"), self.database.pool.acquire() as conn, conn.transaction():
             for key_type, key_object in uploads.items():
                 await e2ee.set_cross_signing_key(conn, user_id, key_type, key_object)
             if uploads:
@@ -305,7 +305,7 @@ class EndToEnd:
                     fail(target_user, key_id, "M_INVALID_SIGNATURE", "Invalid signature")
                     continue
                 accepted.append((target_user, key_id, signer_id, signature))
-        async with pool.acquire() as conn, conn.transaction():
+        async with self.database.stream_lock("device_lists"), pool.acquire() as conn, conn.transaction():
             for target_user, key_id, signer_id, signature in accepted:
                 await e2ee.add_signature(conn, target_user, key_id, user_id, signer_id, signature)
             for target_user in {a[0] for a in accepted}:

@@ -90,14 +90,16 @@ class Receipts:
         row = await event_store.event_by_id(self.database.pool, event_id)
         if row is None or row["room_nid"] != room.room_nid:
             raise not_found("Unknown event")
-        await receipts.put_receipt(
-            self.database.pool, room.room_nid, requester.user_id, receipt_type, thread_id or "", event_id,
-            int(time.time() * 1000),
-        )
+        async with self.database.stream_lock("receipts"):
+            await receipts.put_receipt(
+                self.database.pool, room.room_nid, requester.user_id, receipt_type, thread_id or "", event_id,
+                int(time.time() * 1000),
+            )
         self.notifier.notify([requester.user_id] if receipt_type == "m.read.private" else await self.members(room_id))
 
     async def position(self) -> int:
-        return await receipts.last_receipt_position(self.database.pool)
+        async with self.database.stream_lock("receipts"):
+            return await receipts.last_receipt_position(self.database.pool)
 
     async def receipt_events(
         self, user_id: str, room_nids: dict[int, str], since: int, upto: int

@@ -136,11 +136,17 @@ class Sync:
             self.notifier.forget(requester.user_id, waiter)
 
     async def _current(self) -> SyncToken:
+        """Positions read under each stream's lock (see `Database.stream_lock`): no write in flight."""
         events = await self.pipeline.current_position()
-        account = await account_data_store.last_account_data_position(self.database.pool)
-        pool = self.database.pool
+        pool, lock = self.database.pool, self.database.stream_lock
+        async with lock("account_data"):
+            account = await account_data_store.last_account_data_position(pool)
+        async with lock("device_lists"):
+            device_lists = await e2ee_store.last_device_list_position(pool)
+        async with lock("to_device"):
+            to_device = await e2ee_store.last_to_device_position(pool)
         return SyncToken(events, account, await self.receipts.position(), self.typing.serial, self.presence.serial,
-                         await e2ee_store.last_device_list_position(pool), await e2ee_store.last_to_device_position(pool))
+                         device_lists, to_device)
 
     async def _build(
         self, requester: Requester, since: SyncToken | None, sync_filter: Filter, full_state: bool

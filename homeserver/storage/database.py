@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -26,6 +27,16 @@ class Database:
     def __init__(self, pool: asyncpg.Pool, embedded: EmbeddedPostgres | None) -> None:
         self.pool = pool
         self.embedded = embedded
+        self._stream_locks: dict[str, asyncio.Lock] = {}
+
+    def stream_lock(self, stream: str) -> asyncio.Lock:
+        """Serialises a stream whose positions come from a sequence (account data, receipts, device
+        lists, to-device): writers hold it from `nextval` to commit and sync reads the position
+        under it, so a token never passes a write that is still in flight."""
+        lock = self._stream_locks.get(stream)
+        if lock is None:
+            lock = self._stream_locks[stream] = asyncio.Lock()
+        return lock
 
     @classmethod
     async def open(cls, config: Config) -> "Database":
