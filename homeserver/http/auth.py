@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Awaitable, Callable
+
 from aiohttp import web
 
 from homeserver.errors import MatrixError
@@ -30,6 +32,15 @@ async def require_user(request: web.Request) -> Requester:
     return requester
 
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
 def client_paths(path: str) -> list[str]:
     """The stable (v3) and legacy (r0) forms of a client-server path."""
     return [f"/_matrix/client/v3{path}", f"/_matrix/client/r0{path}"]
+
+
+def add_client_route(routes: web.RouteTableDef, method: str, path: str, handler: Handler) -> None:
+    """Serve `handler` at both forms of a client-server path."""
+    for full in client_paths(path):
+        routes.route(method, full)(handler)

@@ -5,18 +5,13 @@ from __future__ import annotations
 from aiohttp import web
 
 from homeserver.errors import MatrixError, bad_json, forbidden, invalid_param
-from homeserver.http.auth import access_token, client_paths, require_user
+from homeserver.http.auth import access_token, add_client_route, require_user
 from homeserver.http.json import json_body, json_response
 from homeserver.http.keys import HOMESERVER
 from homeserver.storage import users
 
 routes = web.RouteTableDef()
 federation_routes = web.RouteTableDef()
-
-
-def _add(method: str, path: str, handler) -> None:  # noqa: ANN001
-    for full in client_paths(path):
-        routes.route(method, full)(handler)
 
 
 async def put_alias(request: web.Request) -> web.Response:
@@ -169,24 +164,24 @@ async def sso_not_configured(request: web.Request) -> web.Response:
     raise MatrixError(400, "M_UNRECOGNIZED", "Single sign-on is not configured on this server")
 
 
-_add("PUT", "/directory/room/{alias}", put_alias)
-_add("GET", "/directory/room/{alias}", get_alias)
-_add("DELETE", "/directory/room/{alias}", delete_alias)
-_add("GET", "/rooms/{room}/aliases", room_aliases)
-_add("GET", "/directory/list/room/{room}", get_visibility)
-_add("PUT", "/directory/list/room/{room}", put_visibility)
-_add("GET", "/publicRooms", public_rooms_get)
-_add("POST", "/publicRooms", public_rooms_post)
-_add("GET", "/voip/turnServer", turn_server)
-_add("POST", "/user_directory/search", search_users)
-_add("POST", "/user/{user_id}/openid/request_token", openid_token)
-_add("POST", "/rooms/{room}/report/{event_id}", report_event)
-_add("POST", "/rooms/{room}/report", report_event)
-_add("POST", "/users/{user_id}/report", report_user)
-_add("GET", "/admin/whois/{user_id}", whois)
-_add("GET", "/thirdparty/protocols", thirdparty_protocols)
-_add("GET", "/login/sso/redirect", sso_not_configured)
-_add("GET", "/login/sso/redirect/{idp}", sso_not_configured)
+add_client_route(routes, "PUT", "/directory/room/{alias}", put_alias)
+add_client_route(routes, "GET", "/directory/room/{alias}", get_alias)
+add_client_route(routes, "DELETE", "/directory/room/{alias}", delete_alias)
+add_client_route(routes, "GET", "/rooms/{room}/aliases", room_aliases)
+add_client_route(routes, "GET", "/directory/list/room/{room}", get_visibility)
+add_client_route(routes, "PUT", "/directory/list/room/{room}", put_visibility)
+add_client_route(routes, "GET", "/publicRooms", public_rooms_get)
+add_client_route(routes, "POST", "/publicRooms", public_rooms_post)
+add_client_route(routes, "GET", "/voip/turnServer", turn_server)
+add_client_route(routes, "POST", "/user_directory/search", search_users)
+add_client_route(routes, "POST", "/user/{user_id}/openid/request_token", openid_token)
+add_client_route(routes, "POST", "/rooms/{room}/report/{event_id}", report_event)
+add_client_route(routes, "POST", "/rooms/{room}/report", report_event)
+add_client_route(routes, "POST", "/users/{user_id}/report", report_user)
+add_client_route(routes, "GET", "/admin/whois/{user_id}", whois)
+add_client_route(routes, "GET", "/thirdparty/protocols", thirdparty_protocols)
+add_client_route(routes, "GET", "/login/sso/redirect", sso_not_configured)
+add_client_route(routes, "GET", "/login/sso/redirect/{idp}", sso_not_configured)
 routes.get("/_matrix/client/v1/room_summary/{room}")(room_summary)
 routes.get("/_matrix/client/unstable/im.nheko.summary/rooms/{room}/summary")(room_summary)
 routes.get("/_matrix/client/unstable/im.nheko.summary/summary/{room}")(room_summary)

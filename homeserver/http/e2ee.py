@@ -5,17 +5,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from homeserver.errors import invalid_param, missing_param
-from homeserver.http.auth import client_paths, require_user
+from homeserver.http.auth import add_client_route, require_user
 from homeserver.http.json import json_body, json_response
 from homeserver.http.keys import HOMESERVER
 from homeserver.services.rooms import parse_position
 
 routes = web.RouteTableDef()
-
-
-def _add(method: str, path: str, handler) -> None:  # noqa: ANN001
-    for full in client_paths(path):
-        routes.route(method, full)(handler)
 
 
 async def upload_keys(request: web.Request) -> web.Response:
@@ -114,21 +109,21 @@ async def room_keys(request: web.Request) -> web.Response:
     return json_response(await e2ee.put_room_keys(requester, version, rooms))
 
 
-_add("POST", "/keys/upload", upload_keys)
-_add("POST", "/keys/query", query_keys)
-_add("POST", "/keys/claim", claim_keys)
-_add("GET", "/keys/changes", key_changes)
-_add("PUT", "/sendToDevice/{type}/{txn}", send_to_device)
-_add("POST", "/keys/device_signing/upload", upload_cross_signing)
-_add("POST", "/keys/signatures/upload", upload_signatures)
-_add("POST", "/room_keys/version", create_backup)
-_add("GET", "/room_keys/version", get_backup)
-_add("GET", "/room_keys/version/{version}", get_backup)
-_add("PUT", "/room_keys/version/{version}", update_backup)
-_add("DELETE", "/room_keys/version/{version}", delete_backup)
+add_client_route(routes, "POST", "/keys/upload", upload_keys)
+add_client_route(routes, "POST", "/keys/query", query_keys)
+add_client_route(routes, "POST", "/keys/claim", claim_keys)
+add_client_route(routes, "GET", "/keys/changes", key_changes)
+add_client_route(routes, "PUT", "/sendToDevice/{type}/{txn}", send_to_device)
+add_client_route(routes, "POST", "/keys/device_signing/upload", upload_cross_signing)
+add_client_route(routes, "POST", "/keys/signatures/upload", upload_signatures)
+add_client_route(routes, "POST", "/room_keys/version", create_backup)
+add_client_route(routes, "GET", "/room_keys/version", get_backup)
+add_client_route(routes, "GET", "/room_keys/version/{version}", get_backup)
+add_client_route(routes, "PUT", "/room_keys/version/{version}", update_backup)
+add_client_route(routes, "DELETE", "/room_keys/version/{version}", delete_backup)
 for _path in ("/room_keys/keys", "/room_keys/keys/{room_id}", "/room_keys/keys/{room_id}/{session_id}"):
     for _method in ("GET", "PUT", "DELETE"):
-        _add(_method, _path, room_keys)
+        add_client_route(routes, _method, _path, room_keys)
 
 
 DEHYDRATED = "/_matrix/client/unstable/org.matrix.msc3814.v1/dehydrated_device"

@@ -6,16 +6,11 @@ from aiohttp import web
 
 from homeserver.core.push_rules import KINDS
 from homeserver.errors import invalid_param
-from homeserver.http.auth import client_paths, require_user
+from homeserver.http.auth import add_client_route, require_user
 from homeserver.http.json import json_body, json_response
 from homeserver.http.keys import HOMESERVER
 
 routes = web.RouteTableDef()
-
-
-def _add(method: str, path: str, handler) -> None:  # noqa: ANN001
-    for full in client_paths(path):
-        routes.route(method, full)(handler)
 
 
 async def all_rules(request: web.Request) -> web.Response:
@@ -93,13 +88,13 @@ async def set_pusher(request: web.Request) -> web.Response:
     return json_response({})
 
 
-_add("GET", "/pushrules/", all_rules)
-_add("GET", "/pushrules/{scope}/", scope_rules)
-_add("GET", "/pushrules/{scope}/{kind}/", kind_rules)
+add_client_route(routes, "GET", "/pushrules/", all_rules)
+add_client_route(routes, "GET", "/pushrules/{scope}/", scope_rules)
+add_client_route(routes, "GET", "/pushrules/{scope}/{kind}/", kind_rules)
 for _method in ("GET", "PUT", "DELETE"):
-    _add(_method, "/pushrules/{scope}/{kind}/{rule_id}", rule)
+    add_client_route(routes, _method, "/pushrules/{scope}/{kind}/{rule_id}", rule)
 for _method in ("GET", "PUT"):
-    _add(_method, "/pushrules/{scope}/{kind}/{rule_id}/{attribute}", rule_attribute)
-_add("GET", "/notifications", notifications)
-_add("GET", "/pushers", pushers)
-_add("POST", "/pushers/set", set_pusher)
+    add_client_route(routes, _method, "/pushrules/{scope}/{kind}/{rule_id}/{attribute}", rule_attribute)
+add_client_route(routes, "GET", "/notifications", notifications)
+add_client_route(routes, "GET", "/pushers", pushers)
+add_client_route(routes, "POST", "/pushers/set", set_pusher)

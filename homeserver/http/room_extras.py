@@ -6,16 +6,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from homeserver.errors import bad_json, forbidden
-from homeserver.http.auth import client_paths, require_user
+from homeserver.http.auth import add_client_route, require_user
 from homeserver.http.json import json_body, json_response
 from homeserver.http.keys import HOMESERVER
 
 routes = web.RouteTableDef()
-
-
-def _add(method: str, path: str, handler) -> None:  # noqa: ANN001
-    for full in client_paths(path):
-        routes.route(method, full)(handler)
 
 
 async def typing(request: web.Request) -> web.Response:
@@ -93,10 +88,10 @@ async def redact(request: web.Request) -> web.Response:
     return json_response({"event_id": event_id})
 
 
-_add("PUT", "/rooms/{room}/typing/{user_id}", typing)
-_add("POST", "/rooms/{room}/receipt/{type}/{event_id}", receipt)
-_add("POST", "/rooms/{room}/read_markers", read_markers)
-_add("GET", "/user/{user_id}/rooms/{room}/tags", get_tags)
-_add("PUT", "/user/{user_id}/rooms/{room}/tags/{tag}", put_tag)
-_add("DELETE", "/user/{user_id}/rooms/{room}/tags/{tag}", delete_tag)
-_add("PUT", "/rooms/{room}/redact/{event_id}/{txn}", redact)
+add_client_route(routes, "PUT", "/rooms/{room}/typing/{user_id}", typing)
+add_client_route(routes, "POST", "/rooms/{room}/receipt/{type}/{event_id}", receipt)
+add_client_route(routes, "POST", "/rooms/{room}/read_markers", read_markers)
+add_client_route(routes, "GET", "/user/{user_id}/rooms/{room}/tags", get_tags)
+add_client_route(routes, "PUT", "/user/{user_id}/rooms/{room}/tags/{tag}", put_tag)
+add_client_route(routes, "DELETE", "/user/{user_id}/rooms/{room}/tags/{tag}", delete_tag)
+add_client_route(routes, "PUT", "/rooms/{room}/redact/{event_id}/{txn}", redact)

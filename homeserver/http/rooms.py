@@ -7,17 +7,12 @@ import json
 from aiohttp import web
 
 from homeserver.errors import bad_json, invalid_param, missing_param
-from homeserver.http.auth import client_paths, require_user
+from homeserver.http.auth import add_client_route, require_user
 from homeserver.http.json import json_body, json_response
 from homeserver.http.keys import HOMESERVER
 from homeserver.services.filters import EventFilter
 
 routes = web.RouteTableDef()
-
-
-def _add(method: str, path: str, handler) -> None:  # noqa: ANN001
-    for full in client_paths(path):
-        routes.route(method, full)(handler)
 
 
 async def create_room(request: web.Request) -> web.Response:
@@ -183,27 +178,27 @@ async def messages(request: web.Request) -> web.Response:
     return json_response(result)
 
 
-_add("POST", "/createRoom", create_room)
-_add("POST", "/join/{room}", join)
-_add("POST", "/rooms/{room}/join", join)
-_add("POST", "/rooms/{room}/invite", _membership_handler("invite", True))
-_add("POST", "/rooms/{room}/leave", _membership_handler("leave", False))
-_add("POST", "/rooms/{room}/kick", _membership_handler("leave", True))
-_add("POST", "/rooms/{room}/ban", _membership_handler("ban", True))
-_add("POST", "/rooms/{room}/unban", _membership_handler("leave", True))
-_add("POST", "/rooms/{room}/forget", forget)
-_add("POST", "/knock/{room}", knock)
-_add("POST", "/rooms/{room}/upgrade", upgrade)
-_add("GET", "/joined_rooms", joined_rooms)
-_add("PUT", "/rooms/{room}/send/{type}/{txn}", send)
-_add("PUT", "/rooms/{room}/state/{type}", put_state)
-_add("PUT", "/rooms/{room}/state/{type}/{state_key:.*}", put_state)
-_add("GET", "/rooms/{room}/state", get_state)
-_add("GET", "/rooms/{room}/state/{type}", get_state_event)
-_add("GET", "/rooms/{room}/state/{type}/{state_key:.*}", get_state_event)
-_add("GET", "/rooms/{room}/members", members)
-_add("GET", "/rooms/{room}/joined_members", joined_members)
-_add("GET", "/rooms/{room}/event/{event_id}", get_event)
+add_client_route(routes, "POST", "/createRoom", create_room)
+add_client_route(routes, "POST", "/join/{room}", join)
+add_client_route(routes, "POST", "/rooms/{room}/join", join)
+add_client_route(routes, "POST", "/rooms/{room}/invite", _membership_handler("invite", True))
+add_client_route(routes, "POST", "/rooms/{room}/leave", _membership_handler("leave", False))
+add_client_route(routes, "POST", "/rooms/{room}/kick", _membership_handler("leave", True))
+add_client_route(routes, "POST", "/rooms/{room}/ban", _membership_handler("ban", True))
+add_client_route(routes, "POST", "/rooms/{room}/unban", _membership_handler("leave", True))
+add_client_route(routes, "POST", "/rooms/{room}/forget", forget)
+add_client_route(routes, "POST", "/knock/{room}", knock)
+add_client_route(routes, "POST", "/rooms/{room}/upgrade", upgrade)
+add_client_route(routes, "GET", "/joined_rooms", joined_rooms)
+add_client_route(routes, "PUT", "/rooms/{room}/send/{type}/{txn}", send)
+add_client_route(routes, "PUT", "/rooms/{room}/state/{type}", put_state)
+add_client_route(routes, "PUT", "/rooms/{room}/state/{type}/{state_key:.*}", put_state)
+add_client_route(routes, "GET", "/rooms/{room}/state", get_state)
+add_client_route(routes, "GET", "/rooms/{room}/state/{type}", get_state_event)
+add_client_route(routes, "GET", "/rooms/{room}/state/{type}/{state_key:.*}", get_state_event)
+add_client_route(routes, "GET", "/rooms/{room}/members", members)
+add_client_route(routes, "GET", "/rooms/{room}/joined_members", joined_members)
+add_client_route(routes, "GET", "/rooms/{room}/event/{event_id}", get_event)
 async def relations(request: web.Request) -> web.Response:
     requester = await require_user(request)
     direction = request.query.get("dir", "b")
@@ -237,10 +232,10 @@ async def search(request: web.Request) -> web.Response:
     return json_response(result)
 
 
-_add("GET", "/rooms/{room}/messages", messages)
-_add("POST", "/search", search)
+add_client_route(routes, "GET", "/rooms/{room}/messages", messages)
+add_client_route(routes, "POST", "/search", search)
 for _suffix in ("", "/{rel_type}", "/{rel_type}/{event_type}"):
     routes.get("/_matrix/client/v1/rooms/{room}/relations/{event_id}" + _suffix)(relations)
 routes.get("/_matrix/client/v1/rooms/{room}/threads")(threads)
-_add("GET", "/rooms/{room}/context/{event_id}", context)
+add_client_route(routes, "GET", "/rooms/{room}/context/{event_id}", context)
 routes.get("/_matrix/client/v1/rooms/{room}/timestamp_to_event")(timestamp_to_event)

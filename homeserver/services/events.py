@@ -70,11 +70,13 @@ class EventSpec:
 
 @dataclass(frozen=True)
 class _Written:
-    """A written event with the state group and state after it (for the caches, after commit)."""
+    """A written event, the state group and state after it, and the event it redacted (for the caches,
+    after commit)."""
 
     persisted: Persisted
     group: int
     state_after: dict[int, int]
+    redacted_nid: int | None
 
 
 def _authorise(event: Event, state_by_key: dict[Any, Event]) -> None:
@@ -426,6 +428,8 @@ class EventPipeline:
         self.store.remember_room(written.persisted.room)
         self.store.cache_event(written.persisted.event_nid, written.persisted.event)
         self.store.cache_state_group(written.group, written.state_after)
+        if written.redacted_nid is not None:
+            self.store.forget_event(written.redacted_nid)
 
     async def _write_in(
         self, conn: Any, room: Room | None, version: RoomVersion, event: Event, prev_nids: list[int],
@@ -477,4 +481,7 @@ class EventPipeline:
             await event_store.set_membership(
                 conn, room.room_nid, event.state_key, event.membership, event_nid, stream  # type: ignore[arg-type]
             )
-        return _Written(Persisted(event, event_nid, stream, room), group, after)  # type: ignore[arg-type]
+        redacted = None
+        if event.type == "m.room.redaction" and event.redacts is not None:
+            redacted = await event_store.apply_redaction(conn, room.room_nid, event.redacts, event.event_id)
+        return _Written(Persisted(event, event_nid, stream, room), group, after, redacted)  # type: ignore[arg-type]

@@ -168,7 +168,8 @@ class Push:
         rule = await self._rule(requester.user_id, kind, rule_id)
         if rule["default"]:
             raise MatrixError(400, "M_UNKNOWN", "Predefined rules cannot be deleted")
-        await push_store.delete_rule(self.database.pool, requester.user_id, kind, rule_id)
+        async with self.database.pool.acquire() as conn, conn.transaction():
+            await push_store.delete_rule(conn, requester.user_id, kind, rule_id)
         await self._changed(requester.user_id)
 
     async def set_enabled(self, requester: Requester, scope: str, kind: str, rule_id: str, body: dict[str, Any]) -> None:
@@ -297,8 +298,9 @@ class Push:
         if body["kind"] == "http" and not (isinstance(data.get("url"), str)
                                            and data["url"].endswith("/_matrix/push/v1/notify")):
             raise invalid_param("data.url must be a push gateway's /_matrix/push/v1/notify URL")
-        await push_store.set_pusher(self.database.pool, requester.user_id, requester.device_id, body,
-                                    append=body.get("append") is True)
+        async with self.database.pool.acquire() as conn, conn.transaction():
+            await push_store.set_pusher(conn, requester.user_id, requester.device_id, body,
+                                        append=body.get("append") is True)
 
     async def pushers(self, requester: Requester) -> list[dict[str, Any]]:
         return await push_store.list_pushers(self.database.pool, requester.user_id)

@@ -12,7 +12,7 @@ import copy
 import secrets
 import string
 import time
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from homeserver.config import Config
 from homeserver.core.ids import is_valid_user_id, server_of
@@ -587,29 +587,20 @@ class Rooms:
         self, requester: Requester, room_id: str, event_id: str, txn_id: str, body: dict[str, Any]
     ) -> str:
         """Redact an event: the sender's own, or anyone's with the redact power level."""
-        previous = await event_store.get_txn_event(self.database.pool, requester.user_id, requester.device_id, txn_id)
-        if previous is not None:
-            return previous
-        self._rate_limit(requester.user_id)
-        room = await self.store.require_room(room_id)
-        target = await event_store.event_by_id(self.database.pool, event_id)
-        if target is None or target["room_nid"] != room.room_nid:
-            raise not_found("Unknown event")
-        if target["sender"] != requester.user_id:
-            state = await self.store.state_events(room, await event_store.current_state(self.database.pool, room.room_nid))
-            if user_level(requester.user_id, state) < named_level(state, "redact"):
-                raise forbidden("You may only redact your own events")
-        content = {"reason": body["reason"]} if isinstance(body.get("reason"), str) else {}
-        persisted = await self._send(room, requester.user_id, "m.room.redaction", content, redacts=event_id)
-        await event_store.mark_redacted(self.database.pool, event_id, persisted.event.event_id)
-        await event_store.delete_relation(self.database.pool, event_id)
-        await event_store.unindex(self.database.pool, event_id)
-        self.store.forget_event(target["event_nid"])
-        await event_store.add_txn_event(
-            self.database.pool, requester.user_id, requester.device_id, txn_id, persisted.event.event_id,
-            int(time.time() * 1000),
-        )
-        return persisted.event.event_id
+        async def send(room: Room) -> Persisted:
+            target = await event_store.event_by_id(self.database.pool, event_id)
+            if target is None or target["room_nid"] != room.room_nid:
+                raise not_found("Unknown event")
+            if target["sender"] != requester.user_id:
+                state = await self.store.state_events(
+                    room, await event_store.current_state(self.database.pool, room.room_nid)
+                )
+                if user_level(requester.user_id, state) < named_level(state, "redact"):
+                    raise forbidden("You may only redact your own events")
+            content = {"reason": body["reason"]} if isinstance(body.get("reason"), str) else {}
+            return await self._send(room, requester.user_id, "m.room.redaction", content, redacts=event_id)
+
+        return await self._client_send(requester, room_id, txn_id, send)
 
     def _rate_limit(self, user_id: str) -> None:
         """`rc_message`: events sent by clients (not those the server sends for them)."""
@@ -619,12 +610,21 @@ class Rooms:
     async def send(
         self, requester: Requester, room_id: str, event_type: str, txn_id: str, content: dict[str, Any]
     ) -> str:
+        async def send(room: Room) -> Persisted:
+            return await self._send(room, requester.user_id, event_type, content)
+
+        return await self._client_send(requester, room_id, txn_id, send)
+
+    async def _client_send(
+        self, requester: Requester, room_id: str, txn_id: str, send: Callable[[Room], Awaitable[Persisted]]
+    ) -> str:
+        """A client's event under a transaction id: the earlier event when the id was used already,
+        else rate-limited, sent and recorded."""
         previous = await event_store.get_txn_event(self.database.pool, requester.user_id, requester.device_id, txn_id)
         if previous is not None:
             return previous
         self._rate_limit(requester.user_id)
-        room = await self.store.require_room(room_id)
-        persisted = await self._send(room, requester.user_id, event_type, content)
+        persisted = await send(await self.store.require_room(room_id))
         await event_store.add_txn_event(
             self.database.pool, requester.user_id, requester.device_id, txn_id, persisted.event.event_id,
             int(time.time() * 1000),

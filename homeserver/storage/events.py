@@ -206,10 +206,17 @@ async def add_txn_event(conn: Executor, user_id: str, device_id: str, txn_id: st
     )
 
 
-async def mark_redacted(conn: Executor, event_id: str, redaction_id: str) -> None:
-    await conn.execute(
-        "UPDATE events SET redacted_by = $2 WHERE event_id = $1 AND redacted_by IS NULL", event_id, redaction_id
+async def apply_redaction(conn: Executor, room_nid: int, event_id: str, redaction_id: str) -> int | None:
+    """Mark an event of the room redacted and drop its relation and search entry; its nid, or None
+    when it is unknown here or already redacted."""
+    nid = await conn.fetchval(
+        "UPDATE events SET redacted_by = $3 WHERE event_id = $1 AND room_nid = $2 AND redacted_by IS NULL "
+        "RETURNING event_nid", event_id, room_nid, redaction_id,
     )
+    if nid is not None:
+        await conn.execute("DELETE FROM event_relations WHERE event_nid = $1", nid)
+        await conn.execute("DELETE FROM event_search WHERE event_nid = $1", nid)
+    return nid
 
 
 async def state_events_with_auth(conn: Executor, room_nid: int, after_nid: int) -> list[dict[str, Any]]:
@@ -244,12 +251,6 @@ async def add_relation(
         "INSERT INTO event_relations (event_nid, room_nid, relates_to_id, rel_type, event_type, sender, stream_ordering) "
         "VALUES ($1, $2, $3, $4, $5, $6, $7)",
         event_nid, room_nid, relates_to_id, rel_type, event_type, sender, stream_ordering,
-    )
-
-
-async def delete_relation(conn: Executor, event_id: str) -> None:
-    await conn.execute(
-        "DELETE FROM event_relations WHERE event_nid = (SELECT event_nid FROM events WHERE event_id = $1)", event_id
     )
 
 
@@ -351,12 +352,6 @@ async def index_for_search(conn: Executor, event_nid: int, room_nid: int, stream
         "INSERT INTO event_search (event_nid, room_nid, stream_ordering, key, vector) "
         "VALUES ($1, $2, $3, $4, to_tsvector('simple', $5))",
         event_nid, room_nid, stream_ordering, key, text,
-    )
-
-
-async def unindex(conn: Executor, event_id: str) -> None:
-    await conn.execute(
-        "DELETE FROM event_search WHERE event_nid = (SELECT event_nid FROM events WHERE event_id = $1)", event_id
     )
 
 

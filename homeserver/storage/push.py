@@ -45,14 +45,13 @@ async def put_rule(
     )
 
 
-async def delete_rule(conn: Executor, user_id: str, kind: str, rule_id: str) -> bool:
-    status = await conn.execute(
+async def delete_rule(conn: Executor, user_id: str, kind: str, rule_id: str) -> None:
+    await conn.execute(
         "DELETE FROM push_rules WHERE user_id = $1 AND kind = $2 AND rule_id = $3", user_id, kind, rule_id
     )
     await conn.execute(
         "DELETE FROM push_rule_settings WHERE user_id = $1 AND kind = $2 AND rule_id = $3", user_id, kind, rule_id
     )
-    return status != "DELETE 0"
 
 
 async def set_rule_setting(
