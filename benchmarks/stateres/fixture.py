@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,14 +26,15 @@ class Fixture:
     @classmethod
     def load(cls, path: Path | str) -> "Fixture":
         path = Path(path)
-        data = orjson.loads(path.read_bytes())
+        raw = path.read_bytes()
+        data = orjson.loads(gzip.decompress(raw) if path.suffix == ".gz" else raw)
         if data.get("format") != FORMAT:
             raise ValueError(f"{path}: not a {FORMAT} file")
         return cls(path, data)
 
     @property
     def name(self) -> str:
-        return self.path.name.removesuffix(".json")
+        return self.path.name.removesuffix(".gz").removesuffix(".json")
 
     @property
     def room_version(self) -> RoomVersion:

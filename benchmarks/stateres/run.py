@@ -4,7 +4,7 @@
                                       [--shapes linear,forks,netsplit] [--room-versions 12]
                                       [--repeat 5] [--out benchmarks/out]
 
-Without arguments it resolves the shared fixtures (../shared/stateres/fixtures)
+Without arguments it resolves the project's fixtures (tests/state/fixtures)
 and generates the requested sizes (kept in OUT/fixtures for later runs).
 Results must be identical between the engines (and to `expected_state` where
 a fixture has one); the table gives median milliseconds and ratios, the PNG
@@ -24,13 +24,13 @@ from benchmarks.stateres import synapse_impl
 from benchmarks.stateres.fixture import Fixture, write_fixture
 from benchmarks.stateres.generate import add_synapse_expectation, generate
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "stateres" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "state" / "fixtures"
 
 
 def collect(paths: list[Path]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
-        found.extend(sorted(path.rglob("*.json")) if path.is_dir() else [path])
+        found.extend(sorted([*path.rglob("*.json"), *path.rglob("*.json.gz")]) if path.is_dir() else [path])
     return found
 
 
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out"))
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    paths = collect(args.paths or [SHARED])
+    paths = collect(args.paths or [FIXTURES])
     sizes = [int(s) for s in args.sizes.split(",") if s]
     paths += generated(args.out, sizes, args.shapes.split(","), args.room_versions.split(","), args.seed)
     if not synapse_impl.available():

@@ -1,4 +1,4 @@
-"""Every shared fixture resolves to its expected state (Synapse's), cold and with the warm index."""
+"""Every fixture resolves to its expected state (Synapse's), cold and with the warm index."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from hypothesis import strategies as st
 from benchmarks.stateres.fixture import Fixture
 from homeserver.state import AuthChainIndex, GraphAuthChains, resolve
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "stateres" / "fixtures"
-PATHS = sorted(FIXTURES.glob("*.json")) + sorted(FIXTURES.glob("generated/*.json"))
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+PATHS = sorted(FIXTURES.glob("*.json")) + sorted(FIXTURES.glob("generated/*.json.gz"))
 
 
 def test_fixtures_are_present() -> None:
-    assert len(PATHS) >= 31, f"expected the shared fixtures in {FIXTURES}"
+    assert len(PATHS) >= 31, f"expected the fixtures in {FIXTURES}"
 
 
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
