@@ -197,7 +197,7 @@ def _default_publication_rules() -> tuple[PublicationRule, ...]:
     return (PublicationRule("allow"),)
 
 
-# Addresses URL previews never reach unless whitelisted: private, loopback, link-local, shared,
+# Addresses URL previews and federation never reach unless whitelisted: private, loopback, link-local, shared,
 # documentation, multicast and other special-purpose ranges.
 DEFAULT_PREVIEW_BLACKLIST = (
     "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "192.0.0.0/24",
@@ -205,6 +205,34 @@ DEFAULT_PREVIEW_BLACKLIST = (
     "224.0.0.0/4", "240.0.0.0/4", "0.0.0.0/8", "::1/128", "::/128", "fe80::/10", "fc00::/7", "2001:db8::/32",
     "ff00::/8", "fec0::/10", "64:ff9b::/96", "2002::/16",
 )
+
+
+@dataclass(frozen=True)
+class TrustedKeyServer:
+    """One of Synapse's `trusted_key_servers`: a notary, optionally with its keys pinned."""
+
+    server_name: str
+    verify_keys: dict[str, str] = field(default_factory=dict)
+
+
+def _default_key_servers() -> tuple[TrustedKeyServer, ...]:
+    return (TrustedKeyServer("matrix.org"),)
+
+
+@dataclass(frozen=True)
+class FederationConfig:
+    """Synapse's `federation` section: the backoff bounds for unreachable servers."""
+
+    client_timeout: int | str = "60s"
+    destination_min_retry_interval: int | str = "10m"
+    destination_retry_multiplier: float = 2.0
+    destination_max_retry_interval: int | str = "1w"
+
+    def __post_init__(self) -> None:
+        for key in ("client_timeout", "destination_min_retry_interval", "destination_max_retry_interval"):
+            object.__setattr__(self, key, parse_duration(getattr(self, key), f"federation.{key}"))
+        if self.destination_retry_multiplier < 1:
+            raise ValueError("federation.destination_retry_multiplier: must be at least 1")
 
 
 def _default_listeners() -> tuple[ListenerConfig, ...]:
@@ -250,6 +278,14 @@ class Config:
     turn_user_lifetime: int | str = "1h"
     extra_well_known_client_content: dict[str, Any] = field(default_factory=dict)
     default_room_version: str = "12"
+    federation_domain_whitelist: tuple[str, ...] | None = None
+    federation_verify_certificates: bool = True
+    federation_custom_ca_list: tuple[Path, ...] = ()
+    ip_range_blacklist: tuple[str, ...] = DEFAULT_PREVIEW_BLACKLIST
+    ip_range_whitelist: tuple[str, ...] = ()
+    trusted_key_servers: tuple[TrustedKeyServer, ...] = field(default_factory=_default_key_servers)
+    allow_public_rooms_over_federation: bool = False
+    federation: FederationConfig = FederationConfig()
 
     def __post_init__(self) -> None:
         if not is_valid_server_name(self.server_name):
@@ -279,7 +315,8 @@ class Config:
             )
         object.__setattr__(self, "max_upload_size", parse_size(self.max_upload_size, "max_upload_size"))
         object.__setattr__(self, "max_spider_size", parse_size(self.max_spider_size, "max_spider_size"))
-        for key in ("url_preview_ip_range_blacklist", "url_preview_ip_range_whitelist"):
+        for key in ("url_preview_ip_range_blacklist", "url_preview_ip_range_whitelist", "ip_range_blacklist",
+                    "ip_range_whitelist"):
             for network in getattr(self, key):
                 try:
                     ipaddress.ip_network(network, strict=False)

@@ -24,6 +24,13 @@ from homeserver.services.push_gateway import PushGateway
 from homeserver.services.url_preview import UrlPreviews
 from homeserver.services.ephemeral import Receipts, Typing
 from homeserver.services.events import EventPipeline, EventStore, Persisted
+from homeserver.federation.client import FederationClient
+from homeserver.federation.keyring import Keyring
+from homeserver.services.federation_auth import RequestAuth
+from homeserver.services.federation_events import FederationEvents
+from homeserver.services.federation_membership import FederationMembership
+from homeserver.services.federation_sender import FederationSender
+from homeserver.services.federation_transactions import FederationTransactions
 from homeserver.services.notifier import Notifier
 from homeserver.services.presence import Presence
 from homeserver.services.rooms import Rooms
@@ -83,13 +90,29 @@ class HomeServer:
         self.url_previews = UrlPreviews(config, self.media)
         self.push_gateway = PushGateway(database)
         self.push = Push(config, database, self.event_store, self.account_data, self.push_gateway)
-        self.directory = Directory(config, database, self.event_store)
+        self.federation_client = FederationClient(config, server_keys.signing_key)
+        self.directory = Directory(config, database, self.event_store, self.federation_client)
         self.rooms.directory = self.directory
         self.e2ee = EndToEnd(config, database, self.notifier, self.accounts.reauthenticate)
         self.accounts.on_devices_deleted = self.e2ee.device_deleted
         self.dehydrated_devices = DehydratedDevices(database, self.e2ee)
         self.sync = Sync(database, self.event_store, self.pipeline, self.notifier, self.typing, self.receipts,
                          self.rooms, self.presence, self.push)
+        self.keyring = Keyring(database, self.federation_client, server_keys.server_name, server_keys.key_id,
+                               server_keys.signing_key.verify_key, server_keys.key_document)
+        self.federation_sender = FederationSender(config, database, self.federation_client)
+        self.pipeline.on_queued = self.federation_sender.wake
+        self.federation_auth = RequestAuth(config.server_name, self.keyring, self.federation_client,
+                                           self.federation_sender.mark_alive)
+        self.federation_events = FederationEvents(config.server_name, database, self.event_store, self.pipeline,
+                                                  self.keyring, self.federation_client)
+        self.federation_membership = FederationMembership(
+            server_keys, database, self.event_store, self.pipeline, self.federation_events, self.federation_client,
+            self.notifier,
+        )
+        self.federation_membership.restricted_authoriser = self.rooms.restricted_join_authoriser
+        self.rooms.federation = self.federation_membership
+        self.federation_transactions = FederationTransactions(database, self.event_store, self.federation_events)
         self._runners: list[web.AppRunner] = []
 
     async def _joined_members(self, room_id: str) -> list[str]:
@@ -125,6 +148,7 @@ class HomeServer:
             raise
         hs = cls(config, database, ServerKeys(config.server_name, signing_key))
         await hs.sessions.start()
+        await hs.federation_sender.start()
         return hs
 
     async def start_listeners(self) -> None:
@@ -164,6 +188,8 @@ class HomeServer:
         for runner in self._runners:
             await runner.cleanup()
         self._runners.clear()
+        await self.federation_sender.stop()
+        await self.federation_client.stop()
         await self.push_gateway.stop()
         await self.url_previews.stop()
         await self.sessions.stop()

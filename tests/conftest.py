@@ -43,17 +43,33 @@ def pg_admin_dsn(pg_server: object) -> str:
     return str(pg_server.get_uri("postgres"))  # type: ignore[attr-defined]
 
 
+NewDatabase = Callable[[], Awaitable[str]]
+
+
 @pytest.fixture
-async def database_dsn(pg_server: object, pg_admin_dsn: str) -> AsyncIterator[str]:
-    """A new, empty database for this test."""
-    name = f"test_{next(_db_counter)}"
+async def new_database(pg_server: object, pg_admin_dsn: str) -> AsyncIterator[NewDatabase]:
+    """Create new, empty databases for this test (dropped afterwards)."""
+    names: list[str] = []
     admin = await asyncpg.connect(pg_admin_dsn)
-    try:
+
+    async def create() -> str:
+        name = f"test_{next(_db_counter)}"
         await admin.execute(f"CREATE DATABASE {name}")
-        yield str(pg_server.get_uri(name))  # type: ignore[attr-defined]
-        await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        names.append(name)
+        return str(pg_server.get_uri(name))  # type: ignore[attr-defined]
+
+    try:
+        yield create
+        for name in names:
+            await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
     finally:
         await admin.close()
+
+
+@pytest.fixture
+async def database_dsn(new_database: NewDatabase) -> str:
+    """A new, empty database for this test."""
+    return await new_database()
 
 
 def test_config(dsn: str, data_dir: Path, **overrides: object) -> Config:
@@ -101,8 +117,10 @@ async def start_server(database_dsn: str, tmp_path: Path) -> AsyncIterator[Start
         await hs.stop()
 
 
-def base_url(hs: HomeServer, scheme: str = "http") -> str:
+def base_url(hs: HomeServer, scheme: str | None = None) -> str:
     host, port = hs.bound_addresses[0]
+    if scheme is None:
+        scheme = "https" if hs.config.listeners[0].uses_tls else "http"
     return f"{scheme}://{host}:{port}"
 
 

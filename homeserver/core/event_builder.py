@@ -44,11 +44,10 @@ def _references(events: Iterable[Event], version: RoomVersion) -> list[Any]:
     return [e.event_id for e in events]
 
 
-def build_event(
+def event_template(
     version: RoomVersion,
     *,
     server_name: str,
-    signing_key: SigningKey,
     sender: str,
     event_type: str,
     content: dict[str, Any],
@@ -58,9 +57,10 @@ def build_event(
     auth_events: list[Event],
     state_key: str | None = None,
     redacts: str | None = None,
-    unsigned: dict[str, Any] | None = None,
-) -> Event:
-    """Create, hash and sign an event. `room_id` is None only for a v12 create event."""
+) -> dict[str, Any]:
+    """A new event without hashes, signatures or (v3+) event id: what `make_join`, `make_leave`
+    and `make_knock` hand to the joining server to sign. `room_id` is None only for a v12 create
+    event."""
     pdu: dict[str, Any] = {
         "type": event_type,
         "sender": sender,
@@ -80,9 +80,28 @@ def build_event(
         pdu["redacts"] = redacts
     if not version.updated_redaction_rules:
         pdu["origin"] = server_name
-    if version.event_format is EventFormat.V1:
+    return pdu
+
+
+def sign_template(pdu: dict[str, Any], version: RoomVersion, server_name: str, signing_key: SigningKey) -> Event:
+    """Hash and sign an event template (ours, or one another server made for us to sign)."""
+    pdu = {k: v for k, v in pdu.items() if k not in ("hashes", "signatures", "unsigned")}
+    if version.event_format is EventFormat.V1 and "event_id" not in pdu:
         pdu["event_id"] = "$" + "".join(secrets.choice(_ID_CHARS) for _ in range(18)) + ":" + server_name
-    signed = sign_event(pdu, version, server_name, signing_key)
+    return Event(sign_event(pdu, version, server_name, signing_key), version)
+
+
+def build_event(
+    version: RoomVersion,
+    *,
+    server_name: str,
+    signing_key: SigningKey,
+    unsigned: dict[str, Any] | None = None,
+    **fields: Any,
+) -> Event:
+    """Create, hash and sign an event (the fields of `event_template`)."""
+    event = sign_template(event_template(version, server_name=server_name, **fields), version, server_name,
+                          signing_key)
     if unsigned:
-        signed["unsigned"] = unsigned
-    return Event(signed, version)
+        event = Event({**event.pdu, "unsigned": unsigned}, version, event_id=event.event_id)
+    return event

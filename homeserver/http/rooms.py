@@ -24,7 +24,8 @@ async def create_room(request: web.Request) -> web.Response:
 async def join(request: web.Request) -> web.Response:
     requester = await require_user(request)
     body = await json_body(request) if request.can_read_body else {}
-    room_id = await request.app[HOMESERVER].rooms.join(requester, request.match_info["room"], body)
+    via = request.query.getall("via", []) + request.query.getall("server_name", [])
+    room_id = await request.app[HOMESERVER].rooms.join(requester, request.match_info["room"], body, via)
     return json_response({"room_id": room_id})
 
 
@@ -48,7 +49,8 @@ def _membership_handler(membership: str, needs_target: bool):  # noqa: ANN202
 async def knock(request: web.Request) -> web.Response:
     requester = await require_user(request)
     body = await json_body(request) if request.can_read_body else {}
-    room_id = await request.app[HOMESERVER].rooms.knock(requester, request.match_info["room"], body)
+    via = request.query.getall("via", []) + request.query.getall("server_name", [])
+    room_id = await request.app[HOMESERVER].rooms.knock(requester, request.match_info["room"], body, via)
     return json_response({"room_id": room_id})
 
 

@@ -19,10 +19,12 @@ from homeserver.config import Config
 from homeserver.core.ids import server_of
 from homeserver.core.power_levels import send_level, user_level
 from homeserver.errors import MatrixError, bad_json, forbidden, invalid_param, not_found
+from homeserver.federation.client import FederationClient, FederationError, Unreachable
 from homeserver.services.events import EventStore
 from homeserver.services.sessions import Requester
 from homeserver.storage import aliases, directory
 from homeserver.storage import events as event_store
+from homeserver.storage import federation as federation_store
 from homeserver.storage import users
 from homeserver.storage.database import Database
 
@@ -32,10 +34,11 @@ MAX_PUBLIC_ROOMS_PAGE = 500
 
 
 class Directory:
-    def __init__(self, config: Config, database: Database, store: EventStore) -> None:
+    def __init__(self, config: Config, database: Database, store: EventStore, federation_client: FederationClient) -> None:
         self.config = config
         self.database = database
         self.store = store
+        self.federation_client = federation_client
 
     # --- aliases ----------------------------------------------------------------------------
 
@@ -63,11 +66,33 @@ class Directory:
         if not ALIAS.match(alias):
             raise invalid_param(f"{alias!r} is not a room alias")
         if server_of(alias) != self.config.server_name:
-            raise not_found("Aliases of other servers are resolved over federation, which is not available yet")
+            return await self._resolve_remote(alias)
         room_id = await aliases.resolve_alias(self.database.pool, alias)
         if room_id is None:
             raise not_found(f"Room alias {alias} not found")
-        return {"room_id": room_id, "servers": [self.config.server_name]}
+        servers = [self.config.server_name]
+        room = await self.store.room(room_id)
+        if room is not None:
+            servers += sorted(set(await federation_store.servers_in_room(self.database.pool, room.room_nid)) - {servers[0]})
+        return {"room_id": room_id, "servers": servers}
+
+    async def _resolve_remote(self, alias: str) -> dict[str, Any]:
+        """An alias of another server, asked over federation (`/query/directory`)."""
+        try:
+            answer = await self.federation_client.request(
+                "GET", server_of(alias), "/_matrix/federation/v1/query/directory", query={"room_alias": alias}
+            )
+        except FederationError as exc:
+            if exc.status == 404:
+                raise not_found(f"Room alias {alias} not found") from None
+            raise MatrixError(502, "M_UNKNOWN", f"{server_of(alias)} could not resolve the alias: {exc}") from None
+        except Unreachable as exc:
+            raise MatrixError(502, "M_UNKNOWN", f"Could not reach {server_of(alias)}: {exc}") from None
+        room_id = answer.get("room_id") if isinstance(answer, dict) else None
+        servers = answer.get("servers") if isinstance(answer, dict) else None
+        if not isinstance(room_id, str) or not isinstance(servers, list):
+            raise MatrixError(502, "M_UNKNOWN", f"{server_of(alias)} sent an invalid answer")
+        return {"room_id": room_id, "servers": [s for s in servers if isinstance(s, str)]}
 
     async def delete_alias(self, requester: Requester, alias: str) -> None:
         alias = self._local_alias(alias)

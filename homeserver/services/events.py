@@ -20,6 +20,7 @@ from homeserver.core.auth_rules import AuthError, check_auth_rules
 from homeserver.core.event_builder import build_event, select_auth_events
 from homeserver.core.event_format import MAX_PDU_SIZE
 from homeserver.core.events import Event
+from homeserver.core.ids import server_of
 from homeserver.core.power_levels import CREATE_KEY
 from homeserver.core.redaction import redact
 from homeserver.core.room_versions import RoomVersion, get_room_version
@@ -27,6 +28,7 @@ from homeserver.errors import MatrixError, forbidden, not_found
 from homeserver.services.server_keys import ServerKeys
 from homeserver.state import RoomGraph, resolve
 from homeserver.storage import events as event_store
+from homeserver.storage import federation as federation_store
 from homeserver.storage import rooms as room_store
 from homeserver.storage.database import Database
 
@@ -77,6 +79,8 @@ class _Written:
     group: int
     state_after: dict[int, int]
     redacted_nid: int | None
+    destinations: tuple[str, ...] = ()
+    """Other servers the event was queued for (woken after commit)."""
 
 
 def _authorise(event: Event, state_by_key: dict[Any, Event]) -> None:
@@ -249,6 +253,8 @@ class EventPipeline:
         # `on_persisted` runs once the position is released (waking syncs).
         self.before_visible = before_visible
         self.on_persisted = on_persisted
+        # Wakes the federation sender for destinations an event was queued for.
+        self.on_queued: Callable[[Iterable[str]], None] = lambda destinations: None
         self._locks: dict[str, asyncio.Lock] = {}
         self._in_flight: set[int] = set()
         self._committed: int | None = None
@@ -283,6 +289,9 @@ class EventPipeline:
             return groups[0], await self.store.state_group(groups[0])
         state_sets = [await self.store.state_group(g) for g in groups]
         return None, await self._resolve(room, state_sets)
+
+    async def resolve_state_sets(self, room: Room, state_sets: list[dict[int, int]]) -> dict[int, int]:
+        return await self._resolve(room, state_sets)
 
     async def _resolve(self, room: Room, state_sets: list[dict[int, int]]) -> dict[int, int]:
         """State resolution over the room's interned auth graph (kept in memory, see RoomGraphs)."""
@@ -375,9 +384,11 @@ class EventPipeline:
     async def create_event(
         self, room: Room, version: RoomVersion, sender: str, event_type: str, content: dict[str, Any],
         state_key: str | None = None, redacts: str | None = None,
+        countersign: Callable[[Event], Awaitable[Event]] | None = None,
     ) -> Persisted:
         """Build, authorise and persist a local event in an existing room (new rooms:
-        `create_room_events`)."""
+        `create_room_events`). `countersign` replaces the built event by the same event with
+        another server's signature added (an invite of a remote user) before it is persisted."""
         async with self.lock(room.room_id):
             prev_nids = await event_store.forward_extremities(self.database.pool, room.room_nid)
             group, state = await self.state_before(room, prev_nids)
@@ -386,11 +397,146 @@ class EventPipeline:
             event = self._build(version, sender, event_type, content, state_key, redacts, room.room_id, prev_events,
                                 state_by_key)
             _authorise(event, state_by_key)
+            if countersign is not None:
+                event = await countersign(event)
             by_id = await self.store.nids_by_event_id(room, state.values())
             auth_nids = [by_id[a] for a in event.auth_event_ids]
             if version.room_id_from_create_event:
                 auth_nids.append(by_id[state_by_key[CREATE_KEY].event_id])
             return await self._persist(room, version, event, prev_nids, group, state, auth_nids)
+
+    async def store_outliers(self, room: Room, events: list[tuple[Event, str | None]]) -> dict[str, int]:
+        """Events known by reference only (auth chains, the state of a room we join): stored in
+        one transaction without stream position or state group, auth edges to every auth event
+        known here. `events` in auth order (auth events before the events they authorise);
+        (event, rejected reason). Event id -> nid for every event, known ones included."""
+        if not events:
+            return {}
+        async with self.database.pool.acquire() as conn, conn.transaction():
+            nids = await event_store.insert_outliers(conn, room.room_nid, [
+                (e.event_id, e.depth, e.type, e.state_key, e.sender, e.origin_server_ts, e.raw.decode("utf-8"),
+                 reason) for e, reason in events
+            ])
+            cited = {a for e, _r in events for a in e.auth_event_ids} - nids.keys()
+            known = {**nids, **(await event_store.event_nids(conn, cited) if cited else {})}
+            await event_store.add_auth_edges_bulk(conn, [
+                (nids[e.event_id], known[a]) for e, _r in events for a in e.auth_event_ids if a in known
+            ])
+            if room.version.room_id_from_create_event:
+                create_id = "$" + room.room_id[1:]
+                create_nid = known.get(create_id) or (await event_store.event_nids(conn, [create_id])).get(create_id)
+                if create_nid is not None:
+                    await event_store.add_auth_edges_bulk(conn, [
+                        (nids[e.event_id], create_nid) for e, _r in events if e.event_id != create_id
+                    ])
+        for event, reason in events:
+            if reason is None:
+                self.store.cache_event(nids[event.event_id], event)
+        return nids
+
+    async def persist_remote(
+        self, room: Room, event: Event, prev_nids: list[int], before_group: int | None, state: dict[int, int],
+        auth_nids: list[int], *, rejected_reason: str | None = None, soft_failed: bool = False,
+        apply_redaction: bool = False,
+    ) -> Persisted:
+        """Persist an event another server sent, once its checks are done; the caller holds the
+        room's lock. Rejected and soft-failed events are stored outside the timeline. When the
+        event does not follow every forward extremity, the room's current state is resolved
+        again over the extremities afterwards."""
+        key = (event.type, event.state_key) if event.state_key is not None else None
+        key_nid = (await self.store.key_nids([key], create=True))[key] if key else None
+        if rejected_reason is not None or soft_failed:
+            async with self.database.pool.acquire() as conn, conn.transaction():
+                written = await self._write_in(
+                    conn, room, room.version, event, prev_nids, before_group, state, auth_nids, key_nid, None,
+                    rejected_reason=rejected_reason,
+                )
+            self._remember(written)
+            return written.persisted
+        extremities = set(await event_store.forward_extremities(self.database.pool, room.room_nid))
+        follows_all = extremities <= set(prev_nids)
+        await self.current_position()
+        stream = await event_store.next_stream_ordering(self.database.pool)
+        self._in_flight.add(stream)
+        try:
+            async with self.database.pool.acquire() as conn, conn.transaction():
+                written = await self._write_in(
+                    conn, room, room.version, event, prev_nids, before_group, state, auth_nids, key_nid, stream,
+                    current="follow" if follows_all else "skip", apply_redaction=apply_redaction,
+                )
+            self._remember(written)
+            if not follows_all:
+                await self._resolve_current_state(room, stream)
+            self._committed = max(self._committed or 0, stream)
+            await self.before_visible(written.persisted)
+        finally:
+            self._in_flight.discard(stream)
+        await self.on_persisted(written.persisted)
+        return written.persisted
+
+    async def _resolve_current_state(self, room: Room, stream: int) -> None:
+        """The current state from every forward extremity (state resolution when they differ),
+        with the memberships that changed; `stream` is the position of the event that caused it."""
+        extremities = await event_store.forward_extremities(self.database.pool, room.room_nid)
+        _group, resolved = await self.state_before(room, extremities)
+        current = await event_store.current_state(self.database.pool, room.room_nid)
+        changes = {k: v for k, v in resolved.items() if current.get(k) != v}
+        if not changes:
+            return
+        changed = await self.store.events(room, changes.values())
+        members = [
+            (e.state_key, e.membership, nid, stream) for nid, e in changed.items()
+            if e.type == "m.room.member" and e.state_key is not None and e.membership
+        ]
+        async with self.database.pool.acquire() as conn, conn.transaction():
+            await event_store.set_current_state(conn, room.room_nid, changes)
+            if members:
+                await event_store.set_memberships(conn, room.room_nid, members)  # type: ignore[arg-type]
+
+    async def persist_joined_room(
+        self, room: Room, join: Event, state: dict[int, int], auth_nids: list[int], member_rows: list[tuple[str, str, int]],
+    ) -> Persisted:
+        """Our join to another server's room, after its state and auth chain were stored as
+        outliers: the join becomes the only forward extremity, the room's current state the state
+        before it plus the join, and every member of that state a room membership. The caller holds
+        the room's lock. `member_rows`: (user id, membership, event nid) of the state's members."""
+        key = (join.type, join.state_key)
+        key_nid = (await self.store.key_nids([key], create=True))[key]  # type: ignore[index]
+        await self.current_position()
+        stream = await event_store.next_stream_ordering(self.database.pool)
+        self._in_flight.add(stream)
+        try:
+            async with self.database.pool.acquire() as conn, conn.transaction():
+                await event_store.set_memberships(conn, room.room_nid, [(*r, stream) for r in member_rows])
+                written = await self._write_in(
+                    conn, room, room.version, join, [], None, state, auth_nids, key_nid, stream, current="replace",
+                    federate=False,
+                )
+            self._remember(written)
+            self._committed = max(self._committed or 0, stream)
+            await self.before_visible(written.persisted)
+        finally:
+            self._in_flight.discard(stream)
+        await self.on_persisted(written.persisted)
+        return written.persisted
+
+    async def record_membership(
+        self, room: Room, user_id: str, membership: str, event_nid: int, invite_state: str | None
+    ) -> None:
+        """A membership of a local user in a room this server is not in (an invite from another
+        server, its rejection, a knock), with the stripped state to show; at a stream position so
+        sync reports it."""
+        await self.current_position()
+        stream = await event_store.next_stream_ordering(self.database.pool)
+        self._in_flight.add(stream)
+        try:
+            async with self.database.pool.acquire() as conn, conn.transaction():
+                await event_store.set_membership(conn, room.room_nid, user_id, membership, event_nid, stream)
+                if invite_state is not None:
+                    await federation_store.set_remote_invite(conn, room.room_nid, user_id, invite_state)
+            self._committed = max(self._committed or 0, stream)
+        finally:
+            self._in_flight.discard(stream)
 
     async def _persist(
         self, room: Room, version: RoomVersion, event: Event, prev_nids: list[int],
@@ -423,8 +569,22 @@ class EventPipeline:
         self._remember(written)
         return written.persisted
 
+    async def _queue_for_federation(self, conn: Any, room_nid: int, event: Event, event_nid: int) -> tuple[str, ...]:
+        """Queue a local event for every other server in the room (before this event's membership
+        change, so a server whose last user leaves still hears of it), and for the server of a
+        membership event's target."""
+        servers = set(await federation_store.servers_in_room(conn, room_nid))
+        if event.type == "m.room.member" and event.state_key and event.membership != "invite":
+            servers.add(server_of(event.state_key))
+        servers.discard(self.server_keys.server_name)
+        if servers:
+            await federation_store.enqueue_pdu(conn, event_nid, servers)
+        return tuple(servers)
+
     def _remember(self, written: "_Written") -> None:
         """Fill the caches once the transaction that wrote the event has committed."""
+        if written.destinations:
+            self.on_queued(written.destinations)
         self.store.remember_room(written.persisted.room)
         self.store.cache_event(written.persisted.event_nid, written.persisted.event)
         self.store.cache_state_group(written.group, written.state_after)
@@ -433,25 +593,37 @@ class EventPipeline:
 
     async def _write_in(
         self, conn: Any, room: Room | None, version: RoomVersion, event: Event, prev_nids: list[int],
-        before_group: int | None, state: dict[int, int], auth_nids: list[int], key_nid: int | None, stream: int,
+        before_group: int | None, state: dict[int, int], auth_nids: list[int], key_nid: int | None, stream: int | None,
+        *, rejected_reason: str | None = None, current: str = "follow", apply_redaction: bool = True,
+        federate: bool = True,
     ) -> "_Written":
-        """Write one event and everything that follows from it, in the caller's transaction."""
+        """Write one event and everything that follows from it, in the caller's transaction.
+
+        `stream` None: the event is not part of the timeline (rejected or soft-failed). A rejected
+        event keeps the state before it and touches nothing else; a soft-failed one gets its state
+        group only. `current`: "follow" when the state before the event is the room's current
+        state (or several prev events were resolved), "replace" when the room's current state is
+        to become the state after the event whatever it was, "skip" when the caller resolves the
+        current state itself afterwards.
+        """
         if room is None:
             room_nid = await room_store.create_room(conn, event.room_id, version.identifier, event.origin_server_ts)
             room = Room(room_nid, event.room_id, version)
         event_nid = await event_store.insert_event(
             conn, event_id=event.event_id, room_nid=room.room_nid, stream_ordering=stream, depth=event.depth,
             event_type=event.type, state_key=event.state_key, sender=event.sender,
-            origin_server_ts=event.origin_server_ts, json=event.raw.decode("utf-8"),
+            origin_server_ts=event.origin_server_ts, json=event.raw.decode("utf-8"), rejected_reason=rejected_reason,
         )
         await event_store.add_auth_edges(conn, event_nid, set(auth_nids))
+        if rejected_reason is not None:
+            key_nid = None
         searchable = SEARCHABLE.get(event.type)
-        if searchable is not None and isinstance(event.content.get(searchable[1]), str):
+        if stream is not None and searchable is not None and isinstance(event.content.get(searchable[1]), str):
             await event_store.index_for_search(
                 conn, event_nid, room.room_nid, stream, searchable[0], event.content[searchable[1]]
             )
         relates = event.content.get("m.relates_to")
-        if isinstance(relates, dict) and isinstance(relates.get("rel_type"), str) \
+        if stream is not None and isinstance(relates, dict) and isinstance(relates.get("rel_type"), str) \
                 and isinstance(relates.get("event_id"), str):
             await event_store.add_relation(
                 conn, event_nid, room.room_nid, relates["event_id"], relates["rel_type"], event.type,
@@ -470,18 +642,28 @@ class EventPipeline:
             else:
                 group = await room_store.create_state_group(conn, room.room_nid, None, 0, after)
         await event_store.set_state_group(conn, event_nid, group)  # type: ignore[arg-type]
+        if stream is None:
+            return _Written(Persisted(event, event_nid, 0, room), group, after, None)  # type: ignore[arg-type]
         await event_store.replace_forward_extremities(conn, room.room_nid, prev_nids, event_nid)
-        # One prev event: the state before it is the current state. Several: the
-        # resolved state replaces the current one.
-        previous = state if len(prev_nids) <= 1 else await event_store.current_state(conn, room.room_nid)
-        changes = {k: v for k, v in after.items() if previous.get(k) != v}
-        if changes:
-            await event_store.set_current_state(conn, room.room_nid, changes)
+        destinations: tuple[str, ...] = ()
+        if federate and server_of(event.sender) == self.server_keys.server_name:
+            destinations = await self._queue_for_federation(conn, room.room_nid, event, event_nid)
+        if current != "skip":
+            # One prev event: the state before it is the current state. Several: the
+            # resolved state replaces the current one.
+            if current == "follow" and len(prev_nids) <= 1:
+                previous = state
+            else:
+                previous = await event_store.current_state(conn, room.room_nid)
+            changes = {k: v for k, v in after.items() if previous.get(k) != v}
+            if changes:
+                await event_store.set_current_state(conn, room.room_nid, changes)
         if event.type == "m.room.member" and event.state_key is not None and event.membership:
             await event_store.set_membership(
                 conn, room.room_nid, event.state_key, event.membership, event_nid, stream  # type: ignore[arg-type]
             )
         redacted = None
-        if event.type == "m.room.redaction" and event.redacts is not None:
+        if apply_redaction and event.type == "m.room.redaction" and event.redacts is not None:
             redacted = await event_store.apply_redaction(conn, room.room_nid, event.redacts, event.event_id)
-        return _Written(Persisted(event, event_nid, stream, room), group, after, redacted)  # type: ignore[arg-type]
+        return _Written(Persisted(event, event_nid, stream, room), group, after, redacted,  # type: ignore[arg-type]
+                        destinations)

@@ -9,6 +9,7 @@ pipeline of `homeserver.services.events`.
 from __future__ import annotations
 
 import copy
+import functools
 import secrets
 import string
 import time
@@ -88,6 +89,8 @@ class Rooms:
         self.account_data = account_data
         self.directory: Any = None
         """The directory service (canonical alias checks, publication); set by the server."""
+        self.federation: Any = None
+        """The federation membership service (rooms of other servers); set by the server."""
         self.config = config
         self.message_limiter = RateLimiter(config.rc_message)
         self.database = database
@@ -219,33 +222,39 @@ class Rooms:
 
     # --- membership -------------------------------------------------------------------
 
-    async def resolve_room(self, room_id_or_alias: str) -> str:
-        """A room id, or the room a local alias names."""
+    async def resolve_room(self, room_id_or_alias: str) -> tuple[str, list[str]]:
+        """A room id and servers to ask about it (for an alias, those its server names)."""
         if room_id_or_alias.startswith("!"):
-            return room_id_or_alias
+            return room_id_or_alias, []
         if not room_id_or_alias.startswith("#") or ":" not in room_id_or_alias:
             raise invalid_param(f"{room_id_or_alias!r} is neither a room id nor a room alias")
-        if server_of(room_id_or_alias) != self.config.server_name:
-            raise not_found("Aliases of other servers need federation")
-        room_id = await aliases.resolve_alias(self.database.pool, room_id_or_alias)
-        if room_id is None:
-            raise not_found(f"Room alias {room_id_or_alias} not found")
-        return room_id
+        found = await self.directory.resolve(room_id_or_alias)
+        return found["room_id"], list(found.get("servers", []))
 
-    async def join(self, requester: Requester, room_id: str, body: dict[str, Any]) -> str:
-        room_id = await self.resolve_room(room_id)
+    async def _joined_here(self, room: Room | None) -> bool:
+        """Whether this server takes part in the room (it has its state and forward extremities)."""
+        return room is not None and await self.federation.in_room(room)
+
+    async def join(self, requester: Requester, room_id: str, body: dict[str, Any], via: list[str] = ()) -> str:  # type: ignore[assignment]
+        room_id, alias_servers = await self.resolve_room(room_id)
         room = await self.store.room(room_id)
-        if room is None:
-            raise not_found("No known room; joining rooms of other servers needs federation")
         extra: dict[str, Any] = {"reason": body["reason"]} if isinstance(body.get("reason"), str) else {}
-        authoriser = await self._restricted_join_authoriser(room, requester.user_id)
+        if not await self._joined_here(room):
+            servers = await self.federation.servers_to_ask(room_id, requester.user_id, [*via, *alias_servers])
+            if not servers:
+                raise not_found("No known room, and no server to ask about it")
+            content = await self._member_content(requester.user_id, "join", extra)
+            await self.federation.join_remote(room_id, requester.user_id, servers, content)
+            return room_id
+        assert room is not None
+        authoriser = await self.restricted_join_authoriser(room, requester.user_id)
         if authoriser is not None:
             extra["join_authorised_via_users_server"] = authoriser
         content = await self._member_content(requester.user_id, "join", extra)
         await self._send(room, requester.user_id, "m.room.member", content, requester.user_id)
         return room.room_id
 
-    async def _restricted_join_authoriser(self, room: Room, user_id: str) -> str | None:
+    async def restricted_join_authoriser(self, room: Room, user_id: str) -> str | None:
         """For a restricted room the user may join through its `allow` rules: a local member who may invite.
 
         Client-server API "Restricted rooms": membership of one of the allowed
@@ -272,12 +281,18 @@ class Rooms:
                         return key[1]
         return None
 
-    async def knock(self, requester: Requester, room_id: str, body: dict[str, Any]) -> str:
-        room = await self.store.room(await self.resolve_room(room_id))
-        if room is None:
-            raise not_found("No known room; knocking on rooms of other servers needs federation")
+    async def knock(self, requester: Requester, room_id: str, body: dict[str, Any], via: list[str] = ()) -> str:  # type: ignore[assignment]
+        room_id, alias_servers = await self.resolve_room(room_id)
+        room = await self.store.room(room_id)
         extra = {"reason": body["reason"]} if isinstance(body.get("reason"), str) else {}
         content = await self._member_content(requester.user_id, "knock", extra)
+        if not await self._joined_here(room):
+            servers = await self.federation.servers_to_ask(room_id, requester.user_id, [*via, *alias_servers])
+            if not servers:
+                raise not_found("No known room, and no server to ask about it")
+            await self.federation.knock_remote(room_id, requester.user_id, servers, content)
+            return room_id
+        assert room is not None
         await self._send(room, requester.user_id, "m.room.member", content, requester.user_id)
         return room.room_id
 
@@ -341,7 +356,17 @@ class Rooms:
         if membership == "invite" and body.get("is_direct") is True:
             extra["is_direct"] = True
         content = await self._member_content(target, membership, extra)
-        await self._send(room, requester.user_id, "m.room.member", content, target)
+        if not await self._joined_here(room):
+            if membership != "leave" or target != requester.user_id:
+                raise forbidden("This server is not in the room")
+            servers = await self.federation.servers_to_ask(room.room_id, target, [])
+            await self.federation.leave_remote(room.room_id, target, servers, content)
+            return
+        countersign = None
+        if membership == "invite" and server_of(target) != self.config.server_name:
+            countersign = functools.partial(self.federation.invite_remote, room)
+        await self.pipeline.create_event(room, room.version, requester.user_id, "m.room.member", content, target,
+                                         countersign=countersign)
 
     async def forget(self, requester: Requester, room_id: str) -> None:
         room = await self.store.require_room(room_id)

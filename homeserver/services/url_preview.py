@@ -13,8 +13,6 @@ in memory for an hour.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import socket
 import time
 from collections import OrderedDict
 from html.parser import HTMLParser
@@ -22,10 +20,10 @@ from typing import Any, AsyncIterator
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
 
 from homeserver.config import Config
 from homeserver.errors import MatrixError, invalid_param
+from homeserver.ip_ranges import BlockedAddress, CheckedResolver, blocked, ip_literal, parse_networks
 from homeserver.services.media import Media
 from homeserver.services.sessions import Requester
 
@@ -34,7 +32,6 @@ CACHE_LIFETIME_MS = 3_600_000
 REQUEST_TIMEOUT_S = 10.0
 MAX_REDIRECTS = 5
 USER_AGENT = "homeserver URL preview"
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class _OpenGraph(HTMLParser):
@@ -93,37 +90,6 @@ def parse_html(body: bytes, charset: str | None, url: str) -> dict[str, Any]:
     return og
 
 
-def blocked(address: str, blacklist: tuple[Network, ...], whitelist: tuple[Network, ...]) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if any(ip in network for network in whitelist):
-        return False
-    return any(ip in network for network in blacklist)
-
-
-class _CheckedResolver(AbstractResolver):
-    """Resolves host names and keeps only the addresses previews may connect to."""
-
-    def __init__(self, blacklist: tuple[Network, ...], whitelist: tuple[Network, ...]) -> None:
-        self.blacklist = blacklist
-        self.whitelist = whitelist
-
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM, family=family)
-        allowed: list[ResolveResult] = [
-            {"hostname": host, "host": info[4][0], "port": port, "family": info[0], "proto": 0,
-             "flags": socket.AI_NUMERICHOST}
-            for info in infos if not blocked(str(info[4][0]), self.blacklist, self.whitelist)
-        ]
-        if not allowed:
-            raise OSError(f"{host} resolves only to addresses URL previews may not reach")
-        return allowed
-
-    async def close(self) -> None:
-        return None
-
-
 def _forbidden_address() -> MatrixError:
     return MatrixError(403, "M_UNKNOWN", "The URL points to an address previews may not reach")
 
@@ -132,8 +98,8 @@ class UrlPreviews:
     def __init__(self, config: Config, media: Media) -> None:
         self.config = config
         self.media = media
-        self.blacklist = tuple(ipaddress.ip_network(n, strict=False) for n in config.url_preview_ip_range_blacklist)
-        self.whitelist = tuple(ipaddress.ip_network(n, strict=False) for n in config.url_preview_ip_range_whitelist)
+        self.blacklist = parse_networks(config.url_preview_ip_range_blacklist)
+        self.whitelist = parse_networks(config.url_preview_ip_range_whitelist)
         self.max_size = config.max_spider_size_bytes
         self._cache: OrderedDict[str, tuple[int, dict[str, Any]]] = OrderedDict()
         self._session: aiohttp.ClientSession | None = None
@@ -181,11 +147,8 @@ class UrlPreviews:
         """(content type, charset, body, final URL), following checked redirects."""
         for _hop in range(MAX_REDIRECTS + 1):
             host = urlsplit(url).hostname or ""
-            try:
-                literal = ipaddress.ip_address(host.strip("[]"))
-            except ValueError:
-                literal = None
-            if literal is not None and blocked(str(literal), self.blacklist, self.whitelist):
+            literal = ip_literal(host)
+            if literal is not None and blocked(literal, self.blacklist, self.whitelist):
                 raise _forbidden_address()
             try:
                 async with self._http().get(url, allow_redirects=False, headers={"User-Agent": USER_AGENT}) as resp:
@@ -201,7 +164,7 @@ class UrlPreviews:
                             raise MatrixError(502, "M_TOO_LARGE", "The page is larger than max_spider_size")
                     return resp.content_type, resp.charset, bytes(body), url
             except aiohttp.ClientConnectorError as exc:
-                if isinstance(exc.os_error, OSError) and "may not reach" in str(exc.os_error):
+                if isinstance(exc.os_error, BlockedAddress):
                     raise _forbidden_address() from None
                 raise MatrixError(502, "M_UNKNOWN", "Could not reach the page") from None
             except (aiohttp.ClientError, asyncio.TimeoutError):
@@ -210,7 +173,7 @@ class UrlPreviews:
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
-            connector = aiohttp.TCPConnector(resolver=_CheckedResolver(self.blacklist, self.whitelist),
+            connector = aiohttp.TCPConnector(resolver=CheckedResolver(self.blacklist, self.whitelist),
                                              use_dns_cache=False)
             self._session = aiohttp.ClientSession(connector=connector,
                                                   timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S))

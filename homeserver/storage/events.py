@@ -23,13 +23,55 @@ async def last_stream_ordering(conn: Executor) -> int:
 
 async def insert_event(
     conn: Executor, *, event_id: str, room_nid: int, stream_ordering: int | None, depth: int, event_type: str,
-    state_key: str | None, sender: str, origin_server_ts: int, json: str,
+    state_key: str | None, sender: str, origin_server_ts: int, json: str, rejected_reason: str | None = None,
 ) -> int:
-    """Store an event (stream_ordering None: an outlier); returns its event_nid."""
+    """Store an event (stream_ordering None: an outlier, or not part of the timeline); returns its event_nid."""
     return await conn.fetchval(
         "INSERT INTO events (event_id, room_nid, stream_ordering, depth, type, state_key, sender, "
-        "origin_server_ts, json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING event_nid",
+        "origin_server_ts, json, rejected_reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+        # An event first stored as an outlier (known by reference) takes its place in the room.
+        "ON CONFLICT (event_id) DO UPDATE SET stream_ordering = EXCLUDED.stream_ordering, "
+        "rejected_reason = EXCLUDED.rejected_reason WHERE events.state_group IS NULL AND events.stream_ordering IS NULL "
+        "RETURNING event_nid",
         event_id, room_nid, stream_ordering, depth, event_type, state_key, sender, origin_server_ts, json,
+        rejected_reason,
+    )
+
+
+async def insert_outliers(conn: Executor, room_nid: int, rows: list[tuple[str, int, str, str | None, str, int, str, str | None]]) -> dict[str, int]:
+    """Store events known by reference only, (event_id, depth, type, state_key, sender, ts, json, rejected_reason)
+    rows; already known ids are left alone. Event id -> nid for every row."""
+    await conn.executemany(
+        "INSERT INTO events (event_id, room_nid, depth, type, state_key, sender, origin_server_ts, json, rejected_reason) "
+        "VALUES ($1, $9, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING",
+        [(*row, room_nid) for row in rows],
+    )
+    return await event_nids(conn, [row[0] for row in rows])
+
+
+async def add_auth_edges_bulk(conn: Executor, edges: list[tuple[int, int]]) -> None:
+    await conn.executemany(
+        "INSERT INTO event_auth (event_nid, auth_event_nid) VALUES ($1, $2) ON CONFLICT DO NOTHING", edges
+    )
+
+
+async def auth_chain(conn: Executor, nids: Iterable[int]) -> list[int]:
+    """Every event in the auth chains of these events (the events themselves excluded unless reached)."""
+    rows = await conn.fetch(
+        "WITH RECURSIVE chain(nid) AS (SELECT auth_event_nid FROM event_auth WHERE event_nid = ANY($1::bigint[]) "
+        "UNION SELECT a.auth_event_nid FROM event_auth a JOIN chain c ON a.event_nid = c.nid) SELECT nid FROM chain",
+        list(nids),
+    )
+    return [r["nid"] for r in rows]
+
+
+async def set_memberships(conn: Executor, room_nid: int, rows: list[tuple[str, str, int, int]]) -> None:
+    """(user_id, membership, event_nid, stream_ordering) rows."""
+    await conn.executemany(
+        "INSERT INTO room_memberships (room_nid, user_id, membership, event_nid, stream_ordering) "
+        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (room_nid, user_id) DO UPDATE SET "
+        "membership = EXCLUDED.membership, event_nid = EXCLUDED.event_nid, stream_ordering = EXCLUDED.stream_ordering",
+        [(room_nid, *row) for row in rows],
     )
 
 
@@ -41,7 +83,7 @@ async def add_auth_edges(conn: Executor, event_nid: int, auth_nids: Iterable[int
     auth_nids = list(auth_nids)
     if auth_nids:
         await conn.execute(
-            "INSERT INTO event_auth (event_nid, auth_event_nid) SELECT $1, unnest($2::bigint[])",
+            "INSERT INTO event_auth (event_nid, auth_event_nid) SELECT $1, unnest($2::bigint[]) ON CONFLICT DO NOTHING",
             event_nid, auth_nids,
         )
 

@@ -1,0 +1,1 @@
+"""Outbound federation: server discovery, signed requests, the keyring, the sender queues."""

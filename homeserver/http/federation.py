@@ -1,0 +1,199 @@
+"""The server-server API we serve: every endpoint authenticates its caller (X-Matrix) before it runs.
+
+Handlers parse, call a federation service with the authenticated origin, and serialise.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any, Awaitable, Callable
+
+import orjson
+from aiohttp import web
+
+from homeserver import __version__
+from homeserver.errors import bad_json, missing_param, not_json
+from homeserver.http.json import json_response
+from homeserver.http.keys import HOMESERVER
+
+routes = web.RouteTableDef()
+FEDERATION = "/_matrix/federation"
+
+FederationHandler = Callable[[web.Request, str], Awaitable[web.Response]]
+
+
+async def _body(request: web.Request) -> Any:
+    raw = await request.read()
+    if not raw:
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise not_json() from None
+
+
+def authenticated(handler: FederationHandler) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """Run `handler` with the origin server of a correctly signed request."""
+
+    @functools.wraps(handler)
+    async def wrapper(request: web.Request) -> web.Response:
+        body = await _body(request) if request.method in ("PUT", "POST") else None
+        origin = await request.app[HOMESERVER].federation_auth.authenticate(
+            request.method, request.raw_path, body, request.headers.getall("Authorization", [])
+        )
+        return await handler(request, origin)
+
+    return wrapper
+
+
+def _object(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise bad_json("Content must be a JSON object.")
+    return body
+
+
+def _query(request: web.Request, name: str) -> str:
+    value = request.query.get(name)
+    if value is None:
+        raise missing_param(f"Missing {name}")
+    return value
+
+
+@routes.get(FEDERATION + "/v1/version")
+async def version(request: web.Request) -> web.Response:
+    return json_response({"server": {"name": "homeserver", "version": __version__}})
+
+
+@routes.put(FEDERATION + "/v1/send/{txn_id}")
+@authenticated
+async def send_transaction(request: web.Request, origin: str) -> web.Response:
+    body = _object(await _body(request))
+    hs = request.app[HOMESERVER]
+    return json_response(await hs.federation_transactions.receive(origin, request.match_info["txn_id"], body))
+
+
+@routes.get(FEDERATION + "/v1/event/{event_id}")
+@authenticated
+async def get_event(request: web.Request, origin: str) -> web.Response:
+    hs = request.app[HOMESERVER]
+    pdu = await hs.federation_events.event_for(origin, request.match_info["event_id"])
+    return json_response({"origin": hs.config.server_name, "origin_server_ts": int(time.time() * 1000), "pdus": [pdu]})
+
+
+@routes.get(FEDERATION + "/v1/state/{room_id}")
+@authenticated
+async def get_state(request: web.Request, origin: str) -> web.Response:
+    hs = request.app[HOMESERVER]
+    return json_response(await hs.federation_events.state(origin, request.match_info["room_id"],
+                                                          _query(request, "event_id")))
+
+
+@routes.get(FEDERATION + "/v1/state_ids/{room_id}")
+@authenticated
+async def get_state_ids(request: web.Request, origin: str) -> web.Response:
+    hs = request.app[HOMESERVER]
+    return json_response(await hs.federation_events.state_ids(origin, request.match_info["room_id"],
+                                                              _query(request, "event_id")))
+
+
+@routes.get(FEDERATION + "/v1/event_auth/{room_id}/{event_id}")
+@authenticated
+async def get_event_auth(request: web.Request, origin: str) -> web.Response:
+    hs = request.app[HOMESERVER]
+    return json_response(await hs.federation_events.event_auth(origin, request.match_info["room_id"],
+                                                               request.match_info["event_id"]))
+
+
+def _int(request: web.Request, name: str, default: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise bad_json(f"{name} must be an integer") from None
+
+
+@routes.get(FEDERATION + "/v1/backfill/{room_id}")
+@authenticated
+async def backfill(request: web.Request, origin: str) -> web.Response:
+    hs = request.app[HOMESERVER]
+    from_ids = request.query.getall("v", [])
+    if not from_ids:
+        raise missing_param("Missing v")
+    return json_response(await hs.federation_events.backfill(
+        origin, request.match_info["room_id"], from_ids, _int(request, "limit", 10)))
+
+
+@routes.post(FEDERATION + "/v1/get_missing_events/{room_id}")
+@authenticated
+async def get_missing_events(request: web.Request, origin: str) -> web.Response:
+    body = _object(await _body(request))
+    earliest, latest = body.get("earliest_events", []), body.get("latest_events")
+    if not isinstance(latest, list) or not isinstance(earliest, list):
+        raise bad_json("earliest_events and latest_events must be lists of event ids")
+    limit, min_depth = body.get("limit", 10), body.get("min_depth", 0)
+    if not isinstance(limit, int) or not isinstance(min_depth, int):
+        raise bad_json("limit and min_depth must be integers")
+    hs = request.app[HOMESERVER]
+    return json_response(await hs.federation_events.missing_events(
+        origin, request.match_info["room_id"], [e for e in earliest if isinstance(e, str)],
+        [e for e in latest if isinstance(e, str)], limit, min_depth))
+
+
+def _make(membership: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    @authenticated
+    async def make(request: web.Request, origin: str) -> web.Response:
+        hs = request.app[HOMESERVER]
+        versions = request.query.getall("ver", []) if membership != "leave" else None
+        if membership == "join" and not versions:
+            versions = ["1"]
+        return json_response(await hs.federation_membership.make_membership(
+            origin, request.match_info["room_id"], request.match_info["user_id"], membership, versions))
+
+    return make
+
+
+def _send(membership: str, v1: bool) -> Callable[[web.Request], Awaitable[web.Response]]:
+    @authenticated
+    async def send(request: web.Request, origin: str) -> web.Response:
+        hs = request.app[HOMESERVER]
+        omit = request.query.get("omit_members", "false").lower() == "true"
+        answer = await hs.federation_membership.send_membership(
+            origin, request.match_info["room_id"], request.match_info["event_id"], _object(await _body(request)),
+            membership, omit_members=omit and not v1)
+        return json_response([200, answer] if v1 else answer)
+
+    return send
+
+
+for _membership in ("join", "leave", "knock"):
+    routes.get(FEDERATION + f"/v1/make_{_membership}/{{room_id}}/{{user_id}}")(_make(_membership))
+routes.put(FEDERATION + "/v1/send_join/{room_id}/{event_id}")(_send("join", True))
+routes.put(FEDERATION + "/v2/send_join/{room_id}/{event_id}")(_send("join", False))
+routes.put(FEDERATION + "/v1/send_leave/{room_id}/{event_id}")(_send("leave", True))
+routes.put(FEDERATION + "/v2/send_leave/{room_id}/{event_id}")(_send("leave", False))
+routes.put(FEDERATION + "/v1/send_knock/{room_id}/{event_id}")(_send("knock", False))
+
+
+@routes.put(FEDERATION + "/v2/invite/{room_id}/{event_id}")
+@authenticated
+async def invite_v2(request: web.Request, origin: str) -> web.Response:
+    hs = request.app[HOMESERVER]
+    return json_response(await hs.federation_membership.receive_invite(
+        origin, request.match_info["room_id"], request.match_info["event_id"], _object(await _body(request))))
+
+
+@routes.put(FEDERATION + "/v1/invite/{room_id}/{event_id}")
+@authenticated
+async def invite_v1(request: web.Request, origin: str) -> web.Response:
+    """The v1 form: the body is the event itself, the room version is 1 or 2."""
+    hs = request.app[HOMESERVER]
+    event = _object(await _body(request))
+    unsigned = event.get("unsigned") if isinstance(event.get("unsigned"), dict) else {}
+    answer = await hs.federation_membership.receive_invite(
+        origin, request.match_info["room_id"], request.match_info["event_id"],
+        {"room_version": "1", "event": event, "invite_room_state": unsigned.get("invite_room_state", [])})
+    return json_response([200, answer])
+
