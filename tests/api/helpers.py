@@ -13,9 +13,10 @@ from tests.conftest import base_url
 
 
 class Api:
-    def __init__(self, http: aiohttp.ClientSession, hs: HomeServer) -> None:
+    def __init__(self, http: aiohttp.ClientSession, hs: HomeServer | str) -> None:
+        """`hs`: one of our servers, or the base URL of another (a Synapse peer)."""
         self.http = http
-        self.base = base_url(hs)
+        self.base = hs if isinstance(hs, str) else base_url(hs)
 
     async def call(
         self, method: str, path: str, body: Any = None, token: str | None = None, raw: bytes | None = None,
