@@ -27,6 +27,7 @@ from homeserver.services.events import EventPipeline, EventStore, Persisted
 from homeserver.federation.client import FederationClient
 from homeserver.federation.keyring import Keyring
 from homeserver.services.federation_auth import RequestAuth
+from homeserver.services.federation_edus import FederationEdus
 from homeserver.services.federation_events import FederationEvents
 from homeserver.services.federation_membership import FederationMembership
 from homeserver.services.federation_sender import FederationSender
@@ -113,6 +114,14 @@ class HomeServer:
         self.federation_membership.restricted_authoriser = self.rooms.restricted_join_authoriser
         self.rooms.federation = self.federation_membership
         self.federation_transactions = FederationTransactions(database, self.event_store, self.federation_events)
+        self.e2ee.federation_client = self.federation_client
+        self.e2ee.federation_sender = self.federation_sender
+        self.profiles.federation_client = self.federation_client
+        self.federation_edus = FederationEdus(
+            config.server_name, database, self.event_store, self.federation_sender, self.federation_events,
+            self.typing, self.receipts, self.presence, self.e2ee,
+        )
+        self.federation_edus.install(self.federation_transactions)
         self._runners: list[web.AppRunner] = []
 
     async def _joined_members(self, room_id: str) -> list[str]:

@@ -82,6 +82,10 @@ def test_config(dsn: str, data_dir: Path, **overrides: object) -> Config:
         "rc_registration": generous,
         "rc_message": generous,
         "data_dir": data_dir,
+        # No test may reach beyond loopback: servers that do not federate in a test refuse every
+        # other server before any DNS lookup, and no notary is asked.
+        "federation_domain_whitelist": (),
+        "trusted_key_servers": (),
         "database": DatabaseConfig(dsn=dsn),
         "listeners": (
             ListenerConfig(

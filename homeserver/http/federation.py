@@ -13,7 +13,8 @@ import orjson
 from aiohttp import web
 
 from homeserver import __version__
-from homeserver.errors import bad_json, missing_param, not_json
+from homeserver.core.ids import server_of
+from homeserver.errors import bad_json, forbidden, invalid_param, missing_param, not_found, not_json
 from homeserver.http.json import json_response
 from homeserver.http.keys import HOMESERVER
 
@@ -197,3 +198,94 @@ async def invite_v1(request: web.Request, origin: str) -> web.Response:
         {"room_version": "1", "event": event, "invite_room_state": unsigned.get("invite_room_state", [])})
     return json_response([200, answer])
 
+
+
+@routes.get(FEDERATION + "/v1/query/profile")
+@authenticated
+async def query_profile(request: web.Request, origin: str) -> web.Response:
+    hs = request.app[HOMESERVER]
+    user_id = _query(request, "user_id")
+    if server_of(user_id) != hs.config.server_name:
+        raise invalid_param("Not a user of this server")
+    profile = await hs.profiles.get(user_id)
+    field = request.query.get("field")
+    if field is not None:
+        if field not in ("displayname", "avatar_url"):
+            raise invalid_param("field must be displayname or avatar_url")
+        profile = {k: v for k, v in profile.items() if k == field}
+    return json_response(profile)
+
+
+@routes.get(FEDERATION + "/v1/query/directory")
+@authenticated
+async def query_directory(request: web.Request, origin: str) -> web.Response:
+    hs = request.app[HOMESERVER]
+    alias = _query(request, "room_alias")
+    if server_of(alias) != hs.config.server_name:
+        raise not_found("Not an alias of this server")
+    return json_response(await hs.directory.resolve(alias))
+
+
+@routes.get(FEDERATION + "/v1/user/devices/{user_id}")
+@authenticated
+async def user_devices(request: web.Request, origin: str) -> web.Response:
+    return json_response(await request.app[HOMESERVER].e2ee.user_devices(request.match_info["user_id"]))
+
+
+@routes.post(FEDERATION + "/v1/user/keys/query")
+@authenticated
+async def user_keys_query(request: web.Request, origin: str) -> web.Response:
+    hs = request.app[HOMESERVER]
+    wanted = _object(await _body(request)).get("device_keys")
+    if not isinstance(wanted, dict):
+        raise bad_json("device_keys must map user ids to lists of device ids")
+    local = {u: [d for d in devices if isinstance(d, str)] for u, devices in wanted.items()
+             if server_of(u) == hs.config.server_name and isinstance(devices, list)}
+    keys = await hs.e2ee.local_keys(local, None)
+    return json_response({k: keys[k] for k in ("device_keys", "master_keys", "self_signing_keys")})
+
+
+@routes.post(FEDERATION + "/v1/user/keys/claim")
+@authenticated
+async def user_keys_claim(request: web.Request, origin: str) -> web.Response:
+    hs = request.app[HOMESERVER]
+    wanted = _object(await _body(request)).get("one_time_keys")
+    if not isinstance(wanted, dict):
+        raise bad_json("one_time_keys must map users to devices to algorithms")
+    return json_response({"one_time_keys": await hs.e2ee.claim_local(wanted)})
+
+
+async def _public_rooms(request: web.Request, origin: str, body: dict[str, Any]) -> web.Response:
+    hs = request.app[HOMESERVER]
+    if not hs.config.allow_public_rooms_over_federation:
+        raise forbidden("This server does not share its room directory over federation")
+    limit = body.get("limit")
+    since = body.get("since")
+    search = body.get("filter", {}).get("generic_search_term") if isinstance(body.get("filter"), dict) else None
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)):
+        raise bad_json("limit must be an integer")
+    return json_response(await hs.directory.public_rooms(
+        limit, since if isinstance(since, str) else None, search if isinstance(search, str) else None, None))
+
+
+@routes.get(FEDERATION + "/v1/publicRooms")
+@authenticated
+async def public_rooms_get(request: web.Request, origin: str) -> web.Response:
+    query: dict[str, Any] = {"since": request.query.get("since")}
+    if "limit" in request.query:
+        query["limit"] = _int(request, "limit", 0)
+    return await _public_rooms(request, origin, query)
+
+
+@routes.post(FEDERATION + "/v1/publicRooms")
+@authenticated
+async def public_rooms_post(request: web.Request, origin: str) -> web.Response:
+    return await _public_rooms(request, origin, _object(await _body(request)))
+
+
+@routes.get(FEDERATION + "/v1/hierarchy/{room_id}")
+@authenticated
+async def hierarchy(request: web.Request, origin: str) -> web.Response:
+    hs = request.app[HOMESERVER]
+    suggested = request.query.get("suggested_only", "false").lower() == "true"
+    return json_response(await hs.directory.federation_hierarchy(origin, request.match_info["room_id"], suggested))

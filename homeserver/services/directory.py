@@ -171,7 +171,7 @@ class Directory:
 
     async def public_rooms(self, limit: int | None, since: str | None, search: str | None, server: str | None) -> dict[str, Any]:
         if server is not None and server != self.config.server_name:
-            raise MatrixError(404, "M_NOT_FOUND", "Room lists of other servers need federation")
+            return await self._remote_public_rooms(server, limit, since, search)
         if limit is not None and limit < 1:
             raise invalid_param("limit must be positive")
         start = 0
@@ -195,6 +195,65 @@ class Directory:
         if start > 0:
             result["prev_batch"] = f"p{max(0, start - page_size)}"
         return result
+
+    async def _remote_public_rooms(
+        self, server: str, limit: int | None, since: str | None, search: str | None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if limit is not None:
+            body["limit"] = limit
+        if since is not None:
+            body["since"] = since
+        if search is not None:
+            body["filter"] = {"generic_search_term": search}
+        try:
+            answer = await self.federation_client.request(
+                "POST", server, "/_matrix/federation/v1/publicRooms", body=body, timeout_s=20
+            )
+        except FederationError as exc:
+            raise MatrixError(exc.status if exc.status < 500 else 502, exc.errcode or "M_UNKNOWN",
+                              f"{server} did not list its rooms: {exc.body.get('error', exc)}") from None
+        except Unreachable as exc:
+            raise MatrixError(502, "M_UNKNOWN", f"Could not reach {server}: {exc}") from None
+        if not isinstance(answer, dict) or not isinstance(answer.get("chunk"), list):
+            raise MatrixError(502, "M_UNKNOWN", f"{server} sent an invalid room list")
+        return answer
+
+    async def federation_hierarchy(self, origin: str, room_id: str, suggested_only: bool) -> dict[str, Any]:
+        """Federation `/hierarchy`: a space and its direct children that another server may see
+        (public, knockable or world-readable rooms, or rooms it has members in)."""
+        room = await self.store.room(room_id)
+        if room is None:
+            raise not_found("Room not found")
+
+        async def visible(summary: dict[str, Any], nid: int) -> bool:
+            return bool(summary["world_readable"] or summary["join_rule"] in ("public", "knock", "knock_restricted")
+                        or await federation_store.server_has_members(self.database.pool, nid, origin))
+
+        async def summarise(target: Any) -> dict[str, Any]:
+            joined = len(await event_store.members_of(self.database.pool, target.room_nid, ("join",)))
+            return await self._summary({"room_id": target.room_id, "joined": joined})
+
+        root = await summarise(room)
+        if not await visible(root, room.room_nid):
+            raise not_found("Room not found")
+        state = await self.store.state_events(room, await event_store.current_state(self.database.pool, room.room_nid))
+        links = [e for key, e in sorted(state.items())
+                 if key[0] == "m.space.child" and isinstance(e.content.get("via"), list) and e.content["via"]
+                 and (not suggested_only or e.content.get("suggested") is True)]
+        root["children_state"] = [{"type": e.type, "state_key": e.state_key, "content": e.content,
+                                   "sender": e.sender, "origin_server_ts": e.origin_server_ts} for e in links]
+        children, inaccessible = [], []
+        for link in links:
+            child = await self.store.room(link.state_key or "")
+            if child is None:
+                continue
+            summary = await summarise(child)
+            if await visible(summary, child.room_nid):
+                children.append(summary)
+            else:
+                inaccessible.append(child.room_id)
+        return {"room": root, "children": children, "inaccessible_children": inaccessible}
 
     async def _summary(self, row: dict[str, Any]) -> dict[str, Any]:
         room = await self.store.require_room(row["room_id"])

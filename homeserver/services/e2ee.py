@@ -3,14 +3,22 @@ key_backup.yaml; modules/end_to_end_encryption.md, send_to_device.md).
 
 The server never sees plaintext; it stores and hands out keys exactly, verifies
 every signature it is given to store, and delivers to-device messages once.
-Users of other servers arrive with federation: their keys are reported as
-failures until then.
+Keys of other servers' users are asked of their servers over federation
+(`/user/keys/query`, `/user/keys/claim`) on every request; their change
+notices (`m.device_list_update`, `m.signing_key_update`) mark them changed
+for our users' syncs. Our users' changes are queued for the servers sharing
+a room with them, to-device messages for other servers' users as
+`m.direct_to_device`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+import uuid
 from typing import Any, Awaitable, Callable
+
+import orjson
 
 from signedjson.key import decode_verify_key_bytes
 from unpaddedbase64 import decode_base64
@@ -19,11 +27,14 @@ from homeserver.config import Config
 from homeserver.core.ids import is_valid_user_id, server_of
 from homeserver.core.signing import SignatureError, verify_json
 from homeserver.errors import MatrixError, bad_json, invalid_param, not_found
+from homeserver.federation.client import FederationClient, FederationError, Unreachable
+from homeserver.services.federation_sender import FederationSender
 from homeserver.services.notifier import Notifier
 from homeserver.services.sessions import Requester
 from homeserver.storage import devices as device_store
 from homeserver.storage import e2ee
 from homeserver.storage import events as event_store
+from homeserver.storage import federation as federation_store
 from homeserver.storage.database import Database
 
 CROSS_SIGNING_TYPES = {"master_key": "master", "self_signing_key": "self_signing", "user_signing_key": "user_signing"}
@@ -65,15 +76,52 @@ class EndToEnd:
         self.database = database
         self.notifier = notifier
         self.reauthenticate = reauthenticate
+        self.federation_client: FederationClient | None = None
+        self.federation_sender: FederationSender | None = None
+        """Set by the server: keys of other servers' users, and our changes sent to them."""
+        self._federation_pending: set[str] = set()
 
     def _local(self, user_id: str) -> bool:
         return server_of(user_id) == self.config.server_name
 
-    async def mark_changed(self, conn: Any, user_id: str) -> None:
-        await e2ee.mark_device_list_changed(conn, user_id)
+    async def mark_changed(self, conn: Any, user_id: str, device_id: str | None = None) -> None:
+        """Record a change of the user's keys in the caller's transaction and, for one of our users,
+        queue it for the other servers sharing a room with them: `m.device_list_update` (with the
+        `prev_id` chain) when a device changed, `m.signing_key_update` when cross-signing keys did."""
+        stream_id = await e2ee.mark_device_list_changed(conn, user_id)
+        if not self._local(user_id) or self.federation_sender is None:
+            return
+        servers = set(await federation_store.servers_sharing_rooms(conn, user_id)) - {self.config.server_name}
+        if not servers:
+            return
+        if device_id is not None:
+            prev = await e2ee.previous_device_list_change(conn, user_id, stream_id)
+            keys = (await e2ee.get_device_keys(conn, [user_id])).get(user_id, {}).get(device_id)
+            content: dict[str, Any] = {"user_id": user_id, "device_id": device_id, "stream_id": stream_id,
+                                       "prev_id": [prev] if prev is not None else [], "deleted": keys is None}
+            if keys is not None:
+                keys = dict(keys)
+                display_name = keys.get("unsigned", {}).get("device_display_name")
+                keys.pop("unsigned", None)
+                content["keys"] = keys
+                if display_name:
+                    content["device_display_name"] = display_name
+            edu_type = "m.device_list_update"
+        else:
+            cross = (await e2ee.get_cross_signing_keys(conn, [user_id])).get(user_id, {})
+            content = {"user_id": user_id}
+            for key_type, field in (("master", "master_key"), ("self_signing", "self_signing_key")):
+                if key_type in cross:
+                    content[field] = cross[key_type]
+            edu_type = "m.signing_key_update"
+        await federation_store.enqueue_edus(conn, [(s, edu_type, orjson.dumps(content).decode()) for s in servers])
+        self._federation_pending.update(servers)
 
     async def wake_sharers(self, user_id: str) -> None:
         self.notifier.notify(await event_store.users_sharing_rooms(self.database.pool, user_id))
+        if self._federation_pending and self.federation_sender is not None:
+            pending, self._federation_pending = self._federation_pending, set()
+            self.federation_sender.wake(pending)
 
     # --- device and one-time keys ----------------------------------------------------------
 
@@ -113,7 +161,7 @@ class EndToEnd:
             stored = {k: v for k, v in (current or {}).items() if k != "unsigned"}
             if stored != {k: v for k, v in device_keys.items() if k != "unsigned"}:
                 await e2ee.set_device_keys(conn, user_id, device_id, device_keys)
-                await self.mark_changed(conn, user_id)
+                await self.mark_changed(conn, user_id, device_id)
                 changed = True
         conflicts = await e2ee.add_one_time_keys(conn, user_id, device_id, one_time)
         if conflicts:
@@ -140,6 +188,7 @@ class EndToEnd:
     async def query_keys(self, requester: Requester, body: dict[str, Any]) -> dict[str, Any]:
         wanted = _require_dict(body.get("device_keys"), "device_keys")
         local: dict[str, list[str]] = {}
+        remote: dict[str, dict[str, list[str]]] = {}
         failures: dict[str, Any] = {}
         for user_id, devices in wanted.items():
             if not isinstance(devices, list) or not all(isinstance(d, str) for d in devices):
@@ -147,7 +196,34 @@ class EndToEnd:
             if self._local(user_id):
                 local[user_id] = devices
             else:
-                failures[server_of(user_id)] = {"status": 503, "message": "Federation is not available yet"}
+                remote.setdefault(server_of(user_id), {})[user_id] = devices
+        result = await self.local_keys(local, requester.user_id)
+        result["failures"] = failures
+        answers = await asyncio.gather(*(self._remote_query(server, users, failures)
+                                         for server, users in remote.items()))
+        for answer in answers:
+            for field in ("device_keys", "master_keys", "self_signing_keys"):
+                found = answer.get(field)
+                if isinstance(found, dict):
+                    result[field].update({u: k for u, k in found.items()
+                                          if isinstance(u, str) and not self._local(u)})
+        return result
+
+    async def _remote_query(self, server: str, users: dict[str, list[str]], failures: dict[str, Any]) -> dict[str, Any]:
+        assert self.federation_client is not None
+        try:
+            answer = await self.federation_client.request(
+                "POST", server, "/_matrix/federation/v1/user/keys/query", body={"device_keys": users}, timeout_s=10
+            )
+        except (Unreachable, FederationError, asyncio.TimeoutError) as exc:
+            failures[server] = {"status": 503, "message": str(exc)}
+            return {}
+        return {k: v for k, v in answer.items() if isinstance(v, dict)} if isinstance(answer, dict) else {}
+
+    async def local_keys(self, local: dict[str, list[str]], requester_id: str | None) -> dict[str, Any]:
+        """Our users' device and cross-signing keys; user-signing keys only to their owner
+        (`requester_id` None: another server asks)."""
+        failures: dict[str, Any] = {}
         pool = self.database.pool
         keys = await e2ee.get_device_keys(pool, list(local))
         cross = await e2ee.get_cross_signing_keys(pool, list(local))
@@ -168,32 +244,113 @@ class EndToEnd:
                     if key_type == "master":
                         _key_id, public = _ed25519_key(key_object, "master key")
                         for signature in signatures:
-                            visible = signature["signer_user"] in (user_id, requester.user_id)
+                            visible = signature["signer_user"] in (user_id, requester_id)
                             if signature["target_user"] == user_id and signature["target_key_id"] == public and visible:
                                 sigs = key_object.setdefault("signatures", {})
                                 sigs.setdefault(signature["signer_user"], {})[signature["signer_key_id"]] = \
                                     signature["signature"]
                     result[field][user_id] = key_object
-            if user_id == requester.user_id and "user_signing" in cross.get(user_id, {}):
+            if user_id == requester_id and "user_signing" in cross.get(user_id, {}):
                 result["user_signing_keys"][user_id] = cross[user_id]["user_signing"]
         return result
 
     async def claim_keys(self, requester: Requester, body: dict[str, Any]) -> dict[str, Any]:
         wanted = _require_dict(body.get("one_time_keys"), "one_time_keys")
-        claimed: dict[str, Any] = {}
         failures: dict[str, Any] = {}
+        remote: dict[str, dict[str, Any]] = {}
+        for user_id, devices in wanted.items():
+            if not isinstance(devices, dict) or not all(isinstance(a, str) for a in devices.values()):
+                raise bad_json("one_time_keys must map users to devices to algorithms")
+            if not self._local(user_id):
+                remote.setdefault(server_of(user_id), {})[user_id] = devices
+        claimed = await self.claim_local({u: d for u, d in wanted.items() if self._local(u)})
+        for server, users in remote.items():
+            assert self.federation_client is not None
+            try:
+                answer = await self.federation_client.request(
+                    "POST", server, "/_matrix/federation/v1/user/keys/claim", body={"one_time_keys": users},
+                    timeout_s=10,
+                )
+            except (Unreachable, FederationError) as exc:
+                failures[server] = {"status": 503, "message": str(exc)}
+                continue
+            found = answer.get("one_time_keys") if isinstance(answer, dict) else None
+            if isinstance(found, dict):
+                claimed.update({u: k for u, k in found.items() if u in users and isinstance(k, dict)})
+        return {"one_time_keys": claimed, "failures": failures}
+
+    async def claim_local(self, wanted: dict[str, dict[str, str]]) -> dict[str, Any]:
+        """Claim one-time (else fallback) keys of our users' devices, in one transaction."""
+        claimed: dict[str, Any] = {}
         async with self.database.pool.acquire() as conn, conn.transaction():
             for user_id, devices in wanted.items():
-                if not isinstance(devices, dict) or not all(isinstance(a, str) for a in devices.values()):
-                    raise bad_json("one_time_keys must map users to devices to algorithms")
-                if not self._local(user_id):
-                    failures[server_of(user_id)] = {"status": 503, "message": "Federation is not available yet"}
+                if not self._local(user_id) or not isinstance(devices, dict):
                     continue
                 for device_id, algorithm in devices.items():
+                    if not isinstance(algorithm, str):
+                        continue
                     key = await e2ee.claim_key(conn, user_id, device_id, algorithm)
                     if key is not None:
                         claimed.setdefault(user_id, {})[device_id] = {f"{algorithm}:{key[0]}": key[1]}
-        return {"one_time_keys": claimed, "failures": failures}
+        return claimed
+
+    async def user_devices(self, user_id: str) -> dict[str, Any]:
+        """`GET /user/devices/{userId}` for one of our users: devices with keys, cross-signing keys."""
+        if not self._local(user_id):
+            raise invalid_param("Not a user of this server")
+        pool = self.database.pool
+        keys = await self.local_keys({user_id: []}, None)
+        names = {d["device_id"]: d["display_name"] for d in await device_store.list_devices(pool, user_id)}
+        stream_id = await e2ee.last_device_list_change_of(pool, user_id)
+        devices = []
+        for device_id, device_keys in keys["device_keys"].get(user_id, {}).items():
+            entry: dict[str, Any] = {"device_id": device_id,
+                                     "keys": {k: v for k, v in device_keys.items() if k != "unsigned"}}
+            if names.get(device_id):
+                entry["device_display_name"] = names[device_id]
+            devices.append(entry)
+        result: dict[str, Any] = {"user_id": user_id, "stream_id": stream_id or 0, "devices": devices}
+        if user_id in keys["master_keys"]:
+            result["master_key"] = keys["master_keys"][user_id]
+        if user_id in keys["self_signing_keys"]:
+            result["self_signing_key"] = keys["self_signing_keys"][user_id]
+        return result
+
+    async def remote_keys_changed(self, user_id: str) -> None:
+        """Another server told us one of its users' keys changed: our users sharing a room with
+        them see it in `device_lists.changed` and query again."""
+        async with self.database.stream_lock("device_lists"), self.database.pool.acquire() as conn, conn.transaction():
+            await e2ee.mark_device_list_changed(conn, user_id)
+        await self.wake_sharers(user_id)
+
+    async def receive_to_device(self, origin: str, content: Any) -> None:
+        """`m.direct_to_device` from another server, delivered once (by message id) to our users."""
+        if not isinstance(content, dict):
+            return
+        sender, event_type, message_id = content.get("sender"), content.get("type"), content.get("message_id")
+        messages = content.get("messages")
+        if not (isinstance(sender, str) and isinstance(event_type, str) and isinstance(message_id, str)
+                and isinstance(messages, dict)) or server_of(sender) != origin:
+            return
+        recipients: set[str] = set()
+        async with self.database.stream_lock("to_device"), self.database.pool.acquire() as conn, conn.transaction():
+            if await e2ee.to_device_txn_seen(conn, sender, "federation", message_id, int(time.time() * 1000)):
+                return
+            batch: list[tuple[str, str, dict[str, Any]]] = []
+            for user_id, by_device in messages.items():
+                if not isinstance(by_device, dict) or not self._local(user_id):
+                    continue
+                devices = [d["device_id"] for d in await device_store.list_devices(conn, user_id)]
+                for device_id, message_content in by_device.items():
+                    if not isinstance(message_content, dict):
+                        continue
+                    targets = devices if device_id == "*" else [device_id] if device_id in devices else []
+                    batch.extend((user_id, t, {"type": event_type, "sender": sender, "content": message_content})
+                                 for t in targets)
+                    if targets:
+                        recipients.add(user_id)
+            await e2ee.add_to_device(conn, batch)
+        self.notifier.notify(recipients)
 
     async def changes(self, requester: Requester, since: int, upto: int) -> dict[str, Any]:
         sharers = await event_store.users_sharing_rooms(self.database.pool, requester.user_id)
@@ -202,8 +359,10 @@ class EndToEnd:
 
     async def device_deleted(self, user_id: str, device_ids: list[str] | None) -> None:
         async with self.database.stream_lock("device_lists"), self.database.pool.acquire() as conn, conn.transaction():
+            before = list((await e2ee.get_device_keys(conn, [user_id])).get(user_id, {}))
             await e2ee.delete_device_e2ee(conn, user_id, device_ids)
-            await self.mark_changed(conn, user_id)
+            for device_id in (device_ids if device_ids is not None else before):
+                await self.mark_changed(conn, user_id, device_id)
         await self.wake_sharers(user_id)
 
     # --- to-device messages ------------------------------------------------------------------
@@ -214,6 +373,7 @@ class EndToEnd:
         messages = _require_dict(body.get("messages"), "messages")
         batch: list[tuple[str, str, dict[str, Any]]] = []
         recipients: set[str] = set()
+        remote: dict[str, dict[str, Any]] = {}
         async with self.database.stream_lock("to_device"), self.database.pool.acquire() as conn, conn.transaction():
             if await e2ee.to_device_txn_seen(conn, requester.user_id, requester.device_id, txn_id, int(time.time() * 1000)):
                 return
@@ -221,6 +381,7 @@ class EndToEnd:
                 if not isinstance(by_device, dict) or not is_valid_user_id(user_id):
                     raise bad_json("messages must map user ids to devices to contents")
                 if not self._local(user_id):
+                    remote.setdefault(server_of(user_id), {})[user_id] = by_device
                     continue
                 devices = [d["device_id"] for d in await device_store.list_devices(conn, user_id)]
                 for device_id, content in by_device.items():
@@ -232,7 +393,16 @@ class EndToEnd:
                     if targets:
                         recipients.add(user_id)
             await e2ee.add_to_device(conn, batch)
+            if remote and self.federation_sender is not None:
+                await federation_store.enqueue_edus(conn, [
+                    (server, "m.direct_to_device", orjson.dumps({
+                        "sender": requester.user_id, "type": event_type, "message_id": uuid.uuid4().hex,
+                        "messages": users}).decode())
+                    for server, users in remote.items()
+                ])
         self.notifier.notify(recipients)
+        if remote and self.federation_sender is not None:
+            self.federation_sender.wake(remote)
 
     # --- cross-signing -------------------------------------------------------------------------
 
@@ -308,8 +478,10 @@ class EndToEnd:
         async with self.database.stream_lock("device_lists"), pool.acquire() as conn, conn.transaction():
             for target_user, key_id, signer_id, signature in accepted:
                 await e2ee.add_signature(conn, target_user, key_id, user_id, signer_id, signature)
-            for target_user in {a[0] for a in accepted}:
-                await self.mark_changed(conn, target_user)
+            devices_signed = {(a[0], a[1]) for a in accepted}
+            for target_user, key_id in devices_signed:
+                is_device = key_id in (await e2ee.get_device_keys(conn, [target_user])).get(target_user, {})
+                await self.mark_changed(conn, target_user, key_id if is_device else None)
         for target_user in {a[0] for a in accepted}:
             await self.wake_sharers(target_user)
         return {"failures": failures}

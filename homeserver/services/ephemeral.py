@@ -22,6 +22,8 @@ MAX_TYPING_TIMEOUT_MS = 120_000
 RECEIPT_TYPES = ("m.read", "m.read.private")
 
 Members = Callable[[str], Awaitable[list[str]]]
+TypingObserver = Callable[[str, str, bool], None]
+ReceiptObserver = Callable[[str, str, str, int, str | None], Awaitable[None]]
 
 
 class Typing:
@@ -32,6 +34,8 @@ class Typing:
         self._typing: dict[str, dict[str, float]] = {}
         self._changed: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.observer: TypingObserver = lambda room_id, user_id, typing: None
+        """Told of every change (federation sends our users' typing to the room's other servers)."""
 
     def _bump(self, room_id: str) -> None:
         self.serial = max(self.serial + 1, int(time.time() * 1000))
@@ -54,6 +58,7 @@ class Typing:
         elif users.pop(user_id, None) is None:
             return
         self._bump(room_id)
+        self.observer(room_id, user_id, typing)
 
     def _expire(self, room_id: str, user_id: str, expiry: float) -> None:
         users = self._typing.get(room_id, {})
@@ -75,6 +80,8 @@ class Receipts:
         self.store = store
         self.notifier = notifier
         self.members = members
+        self.observer: ReceiptObserver | None = None
+        """Told of every public receipt of ours (federation sends them to the room's other servers)."""
 
     async def post(
         self, requester: Requester, room_id: str, receipt_type: str, event_id: str, thread_id: object
@@ -90,12 +97,27 @@ class Receipts:
         row = await event_store.event_by_id(self.database.pool, event_id)
         if row is None or row["room_nid"] != room.room_nid:
             raise not_found("Unknown event")
+        now = int(time.time() * 1000)
         async with self.database.stream_lock("receipts"):
             await receipts.put_receipt(
-                self.database.pool, room.room_nid, requester.user_id, receipt_type, thread_id or "", event_id,
-                int(time.time() * 1000),
+                self.database.pool, room.room_nid, requester.user_id, receipt_type, thread_id or "", event_id, now,
             )
         self.notifier.notify([requester.user_id] if receipt_type == "m.read.private" else await self.members(room_id))
+        if receipt_type == "m.read" and self.observer is not None:
+            await self.observer(room_id, requester.user_id, event_id, now, thread_id)  # type: ignore[arg-type]
+
+    async def put_remote(self, room_id: str, user_id: str, event_id: str, ts: int, thread_id: str | None) -> None:
+        """A read receipt another server sent for one of its users in a room we share."""
+        room = await self.store.room(room_id)
+        if room is None:
+            return
+        membership = await event_store.membership_of(self.database.pool, room.room_nid, user_id)
+        row = await event_store.event_by_id(self.database.pool, event_id)
+        if membership is None or membership["membership"] != "join" or row is None or row["room_nid"] != room.room_nid:
+            return
+        async with self.database.stream_lock("receipts"):
+            await receipts.put_receipt(self.database.pool, room.room_nid, user_id, "m.read", thread_id or "", event_id, ts)
+        self.notifier.notify(await self.members(room_id))
 
     async def position(self) -> int:
         async with self.database.stream_lock("receipts"):

@@ -508,6 +508,7 @@ class EventPipeline:
         try:
             async with self.database.pool.acquire() as conn, conn.transaction():
                 await event_store.set_memberships(conn, room.room_nid, [(*r, stream) for r in member_rows])
+                await federation_store.delete_remote_invite(conn, room.room_nid, join.state_key)  # type: ignore[arg-type]
                 written = await self._write_in(
                     conn, room, room.version, join, [], None, state, auth_nids, key_nid, stream, current="replace",
                     federate=False,
@@ -534,6 +535,8 @@ class EventPipeline:
                 await event_store.set_membership(conn, room.room_nid, user_id, membership, event_nid, stream)
                 if invite_state is not None:
                     await federation_store.set_remote_invite(conn, room.room_nid, user_id, invite_state)
+                else:
+                    await federation_store.delete_remote_invite(conn, room.room_nid, user_id)
             self._committed = max(self._committed or 0, stream)
         finally:
             self._in_flight.discard(stream)

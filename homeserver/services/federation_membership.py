@@ -34,6 +34,7 @@ from homeserver.federation.client import FederationClient, FederationError, Unre
 from homeserver.services.events import EventPipeline, EventStore, Room
 from homeserver.services.federation_events import FederationEvents, PduError
 from homeserver.services.notifier import Notifier
+from homeserver.services.stripped_state import stripped, stripped_state
 from homeserver.services.server_keys import ServerKeys
 from homeserver.storage import events as event_store
 from homeserver.storage import federation as federation_store
@@ -42,16 +43,8 @@ from homeserver.storage.database import Database
 
 logger = logging.getLogger(__name__)
 
-STRIPPED_STATE_TYPES = (
-    "m.room.create", "m.room.join_rules", "m.room.name", "m.room.avatar", "m.room.canonical_alias",
-    "m.room.encryption", "m.room.topic",
-)
 MEMBERSHIP_ENDPOINTS = {"join": ("make_join", "send_join"), "leave": ("make_leave", "send_leave"),
                         "knock": ("make_knock", "send_knock")}
-
-
-def stripped(event: Event) -> dict[str, Any]:
-    return {"type": event.type, "state_key": event.state_key, "content": event.content, "sender": event.sender}
 
 
 class FederationMembership:
@@ -72,8 +65,7 @@ class FederationMembership:
 
     async def stripped_state(self, room: Room) -> list[dict[str, Any]]:
         state = await event_store.current_state(self.database.pool, room.room_nid)
-        by_key = await self.store.state_events(room, state)
-        return [stripped(e) for key, e in by_key.items() if key[0] in STRIPPED_STATE_TYPES]
+        return stripped_state(await self.store.state_events(room, state))
 
     async def _current(self, room: Room) -> tuple[list[Event], dict[Any, Event]]:
         extremities = await event_store.forward_extremities(self.database.pool, room.room_nid)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from homeserver.errors import bad_json, forbidden
 from homeserver.services.notifier import Notifier
@@ -36,6 +36,8 @@ class Presence:
         self.notifier = notifier
         self.serial = int(time.time() * 1000)
         self._users: dict[str, _Presence] = {}
+        self.observer: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None
+        """Told of every change (federation sends our users' presence to servers sharing a room)."""
 
     async def set(self, user_id: str, state: str, status_msg: Any = None, keep_message: bool = False) -> None:
         if state not in STATES:
@@ -52,7 +54,18 @@ class Presence:
             current.last_active_ms = now
             return
         self.serial = max(self.serial + 1, now)
-        self._users[user_id] = _Presence(state, status_msg, now, self.serial)
+        self._users[user_id] = entry = _Presence(state, status_msg, now, self.serial)
+        self.notifier.notify(await event_store.users_sharing_rooms(self.database.pool, user_id))
+        if self.observer is not None:
+            await self.observer(user_id, self._content(user_id, entry))
+
+    async def set_remote(self, user_id: str, state: str, status_msg: str | None, last_active_ago: int) -> None:
+        """Presence another server sent for one of its users."""
+        if not self.enabled or state not in STATES:
+            return
+        now = int(time.time() * 1000)
+        self.serial = max(self.serial + 1, now)
+        self._users[user_id] = _Presence(state, status_msg, now - max(0, last_active_ago), self.serial)
         self.notifier.notify(await event_store.users_sharing_rooms(self.database.pool, user_id))
 
     def _content(self, user_id: str, entry: _Presence | None) -> dict[str, Any]:

@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any
 
+import orjson
+
 from homeserver.errors import bad_json, invalid_param, not_found
 from homeserver.services.ephemeral import Receipts, Typing
 from homeserver.services.events import EventPipeline, EventStore, Room
@@ -22,17 +24,15 @@ from homeserver.services.presence import Presence
 from homeserver.services.push import Push
 from homeserver.services.rooms import Rooms, client_event
 from homeserver.services.sessions import Requester
+from homeserver.services.stripped_state import stripped, stripped_state
 from homeserver.storage import account_data as account_data_store
 from homeserver.storage import e2ee as e2ee_store
 from homeserver.storage import events as event_store
+from homeserver.storage import federation as federation_store
 from homeserver.storage.database import Database
 
 MAX_TIMEOUT_MS = 5 * 60 * 1000
 MAX_TO_DEVICE_PER_SYNC = 100
-STRIPPED_STATE_TYPES = (
-    "m.room.create", "m.room.join_rules", "m.room.name", "m.room.avatar", "m.room.canonical_alias",
-    "m.room.encryption", "m.room.topic",
-)
 
 
 @dataclass
@@ -215,9 +215,9 @@ class Sync:
                 invite = (await self.store.events(room, [row["event_nid"]]))[row["event_nid"]]
                 if invite.sender in ignored:
                     continue
-                invited[room.room_id] = {"invite_state": {"events": await self._stripped_state(room, row["event_nid"])}}
+                invited[room.room_id] = {"invite_state": {"events": await self._stripped_state(room, row["event_nid"], requester.user_id)}}
             elif row["membership"] == "knock":
-                knocked[room.room_id] = {"knock_state": {"events": await self._stripped_state(room, row["event_nid"])}}
+                knocked[room.room_id] = {"knock_state": {"events": await self._stripped_state(room, row["event_nid"], requester.user_id)}}
             elif row["membership"] in ("leave", "ban") and (since is not None or room_filter.include_leave):
                 left[room.room_id] = await self._room(requester, room, since, row["stream_ordering"], sync_filter,
                                                       ignored, False)
@@ -346,14 +346,14 @@ class Sync:
             },
         }
 
-    async def _stripped_state(self, room: Room, invite_nid: int) -> list[dict[str, Any]]:
+    async def _stripped_state(self, room: Room, invite_nid: int, user_id: str) -> list[dict[str, Any]]:
+        """The room as an invited or knocking user sees it: as the inviting server described it
+        when we are not in the room, else from its current state; their own membership event last."""
+        remote = await federation_store.remote_invite_state(self.database.pool, room.room_nid, user_id)
+        if remote is not None:
+            return orjson.loads(remote)
         state = await event_store.current_state(self.database.pool, room.room_nid)
-        by_key = await self.store.state_events(room, state)
-        stripped = [
-            {"type": e.type, "state_key": e.state_key, "content": e.content, "sender": e.sender}
-            for key, e in by_key.items() if key[0] in STRIPPED_STATE_TYPES
-        ]
+        found = stripped_state(await self.store.state_events(room, state))
         invite = (await self.store.events(room, [invite_nid]))[invite_nid]
-        stripped.append({"type": invite.type, "state_key": invite.state_key, "content": invite.content,
-                         "sender": invite.sender})
-        return stripped
+        found.append(stripped(invite))
+        return found

@@ -119,6 +119,16 @@ async def mark_device_list_changed(conn: Executor, user_id: str) -> int:
     return await conn.fetchval("INSERT INTO device_list_changes (user_id) VALUES ($1) RETURNING stream_id", user_id)
 
 
+async def last_device_list_change_of(conn: Executor, user_id: str) -> int | None:
+    return await conn.fetchval("SELECT max(stream_id) FROM device_list_changes WHERE user_id = $1", user_id)
+
+
+async def previous_device_list_change(conn: Executor, user_id: str, stream_id: int) -> int | None:
+    return await conn.fetchval(
+        "SELECT max(stream_id) FROM device_list_changes WHERE user_id = $1 AND stream_id < $2", user_id, stream_id
+    )
+
+
 async def device_list_changes_since(conn: Executor, user_ids: list[str], since: int, upto: int) -> set[str]:
     rows = await conn.fetch(
         "SELECT DISTINCT user_id FROM device_list_changes WHERE user_id = ANY($1::text[]) AND stream_id > $2 "

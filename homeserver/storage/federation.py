@@ -35,6 +35,16 @@ async def servers_in_room(conn: Executor, room_nid: int) -> list[str]:
     return [r["server"] for r in rows]
 
 
+async def servers_sharing_rooms(conn: Executor, user_id: str) -> list[str]:
+    """Servers with a joined member in a room `user_id` is joined to."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT other.server FROM room_memberships mine JOIN room_memberships other USING (room_nid) "
+        "WHERE mine.user_id = $1 AND mine.membership = 'join' AND other.membership = 'join'",
+        user_id,
+    )
+    return [r["server"] for r in rows]
+
+
 async def server_has_members(conn: Executor, room_nid: int, server: str) -> bool:
     """Whether any user of `server` has a membership in the room (joined, invited, left, ...)."""
     return await conn.fetchval(
@@ -164,3 +174,7 @@ async def remote_invite_state(conn: Executor, room_nid: int, user_id: str) -> st
     return await conn.fetchval(
         "SELECT invite_state FROM remote_invites WHERE room_nid = $1 AND user_id = $2", room_nid, user_id
     )
+
+
+async def delete_remote_invite(conn: Executor, room_nid: int, user_id: str) -> None:
+    await conn.execute("DELETE FROM remote_invites WHERE room_nid = $1 AND user_id = $2", room_nid, user_id)

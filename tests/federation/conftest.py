@@ -65,6 +65,7 @@ async def start_federating(
                 resources=(ListenerResource(("client", "federation", "media")),),
             ),),
             "federation_verify_certificates": False,
+            "federation_domain_whitelist": None,
             "ip_range_whitelist": ("127.0.0.0/8",),
             "trusted_key_servers": (),
             "federation": FederationConfig(destination_min_retry_interval="1s",

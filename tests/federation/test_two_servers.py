@@ -52,3 +52,148 @@ async def test_join_and_talk_both_ways(start_federating: StartFederating, https:
     assert status == 200, sent
     seen = await wait_for_event(api_b, bob, room_id, lambda e: e["event_id"] == sent["event_id"])
     assert seen["sender"] == f"@alice:{a.config.server_name}"
+
+
+async def sync_until(api: Api, token: str, predicate: Any, timeout: float = 20) -> dict[str, Any]:
+    """Sync (incrementally) until a sync response matches."""
+    since = None
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        query = {"timeout": "1000"} | ({"since": since} if since else {})
+        status, body = await api.call("GET", "/sync", token=token, query=query)
+        assert status == 200, body
+        since = body["next_batch"]
+        if predicate(body):
+            return body
+    raise AssertionError("sync never matched")
+
+
+async def _pair(start_federating: StartFederating, https: aiohttp.ClientSession) -> tuple[Any, ...]:
+    a, b = await start_federating(), await start_federating()
+    api_a, api_b = Api(https, a), Api(https, b)
+    alice = await api_a.register("alice")
+    bob = await api_b.register("bob")
+    return a, b, api_a, api_b, alice, bob
+
+
+async def test_invites_both_ways_leave_and_ban(start_federating: StartFederating, https: aiohttp.ClientSession) -> None:
+    a, b, api_a, api_b, alice, bob = await _pair(start_federating, https)
+    status, created = await api_a.call("POST", "/createRoom", {"preset": "private_chat", "name": "Secret"},
+                                       token=alice["access_token"])
+    room_id = created["room_id"]
+    status, body = await api_b.call("POST", f"/join/{room_id}", {}, token=bob["access_token"],
+                                    query={"server_name": a.config.server_name})
+    assert status == 403, body
+    status, body = await api_a.call("POST", f"/rooms/{room_id}/invite", {"user_id": bob["user_id"]},
+                                    token=alice["access_token"])
+    assert status == 200, body
+    invited = await sync_until(api_b, bob["access_token"], lambda s: room_id in s.get("rooms", {}).get("invite", {}))
+    state = invited["rooms"]["invite"][room_id]["invite_state"]["events"]
+    assert {"type": "m.room.name", "state_key": "", "content": {"name": "Secret"},
+            "sender": alice["user_id"]} in state
+    status, body = await api_b.call("POST", f"/join/{room_id}", {}, token=bob["access_token"])
+    assert status == 200, body
+    await wait_for_event(api_a, alice["access_token"], room_id,
+                         lambda e: e["type"] == "m.room.member" and e["state_key"] == bob["user_id"]
+                         and e["content"]["membership"] == "join")
+    # Bob leaves; Alice sees it.
+    status, body = await api_b.call("POST", f"/rooms/{room_id}/leave", {}, token=bob["access_token"])
+    assert status == 200, body
+    await wait_for_event(api_a, alice["access_token"], room_id,
+                         lambda e: e["type"] == "m.room.member" and e["state_key"] == bob["user_id"]
+                         and e["content"]["membership"] == "leave")
+
+    # An invite from b's user to a's user, rejected.
+    status, created = await api_b.call("POST", "/createRoom", {"preset": "private_chat"}, token=bob["access_token"])
+    other_room = created["room_id"]
+    status, body = await api_b.call("POST", f"/rooms/{other_room}/invite", {"user_id": alice["user_id"]},
+                                    token=bob["access_token"])
+    assert status == 200, body
+    await sync_until(api_a, alice["access_token"], lambda s: other_room in s.get("rooms", {}).get("invite", {}))
+    status, body = await api_a.call("POST", f"/rooms/{other_room}/leave", {}, token=alice["access_token"])
+    assert status == 200, body
+    await wait_for_event(api_b, bob["access_token"], other_room,
+                         lambda e: e["type"] == "m.room.member" and e["state_key"] == alice["user_id"]
+                         and e["content"]["membership"] == "leave")
+
+
+async def test_ban_redaction_typing_receipts(start_federating: StartFederating, https: aiohttp.ClientSession) -> None:
+    a, b, api_a, api_b, alice, bob = await _pair(start_federating, https)
+    carol = await api_b.register("carol")
+    status, created = await api_a.call("POST", "/createRoom", {"preset": "public_chat"}, token=alice["access_token"])
+    room_id = created["room_id"]
+    for user in (bob, carol):
+        status, body = await api_b.call("POST", f"/join/{room_id}", {}, token=user["access_token"],
+                                        query={"server_name": a.config.server_name})
+        assert status == 200, body
+    status, sent = await api_b.call("PUT", f"/rooms/{room_id}/send/m.room.message/1",
+                                    {"msgtype": "m.text", "body": "oops"}, token=bob["access_token"])
+    await wait_for_event(api_a, alice["access_token"], room_id, lambda e: e["event_id"] == sent["event_id"])
+    # Bob redacts his own message on b; a applies it.
+    status, redaction = await api_b.call("PUT", f"/rooms/{room_id}/redact/{sent['event_id']}/r1", {},
+                                         token=bob["access_token"])
+    assert status == 200, redaction
+    await wait_for_event(api_a, alice["access_token"], room_id, lambda e: e["event_id"] == redaction["event_id"])
+    status, event = await api_a.call("GET", f"/rooms/{room_id}/event/{sent['event_id']}", token=alice["access_token"])
+    assert status == 200 and event["content"] == {}, event
+
+    # Typing and a read receipt from b reach a's sync.
+    status, _ = await api_b.call("PUT", f"/rooms/{room_id}/typing/{bob['user_id']}", {"typing": True, "timeout": 10000},
+                                 token=bob["access_token"])
+    assert status == 200
+
+    def typing(s: dict[str, Any]) -> bool:
+        events = s.get("rooms", {}).get("join", {}).get(room_id, {}).get("ephemeral", {}).get("events", [])
+        return any(e["type"] == "m.typing" and bob["user_id"] in e["content"]["user_ids"] for e in events)
+
+    await sync_until(api_a, alice["access_token"], typing)
+    status, _ = await api_b.call("POST", f"/rooms/{room_id}/receipt/m.read/{redaction['event_id']}", {},
+                                 token=bob["access_token"])
+    assert status == 200
+
+    def receipt(s: dict[str, Any]) -> bool:
+        events = s.get("rooms", {}).get("join", {}).get(room_id, {}).get("ephemeral", {}).get("events", [])
+        return any(e["type"] == "m.receipt" and bob["user_id"] in e["content"].get(redaction["event_id"], {})
+                   .get("m.read", {}) for e in events)
+
+    await sync_until(api_a, alice["access_token"], receipt)
+
+    # Alice bans Bob: both servers agree he is banned and he can no longer send.
+    status, body = await api_a.call("POST", f"/rooms/{room_id}/ban", {"user_id": bob["user_id"], "reason": "x"},
+                                    token=alice["access_token"])
+    assert status == 200, body
+    await wait_for_event(api_b, carol["access_token"], room_id,
+                         lambda e: e["type"] == "m.room.member" and e["state_key"] == bob["user_id"]
+                         and e["content"]["membership"] == "ban")
+    status, body = await api_b.call("PUT", f"/rooms/{room_id}/send/m.room.message/2",
+                                    {"msgtype": "m.text", "body": "still here?"}, token=bob["access_token"])
+    assert status == 403, body
+
+
+async def test_profiles_aliases_and_keys_across_servers(
+    start_federating: StartFederating, https: aiohttp.ClientSession
+) -> None:
+    a, b, api_a, api_b, alice, bob = await _pair(start_federating, https)
+    status, _ = await api_a.call("PUT", f"/profile/{alice['user_id']}/displayname", {"displayname": "Alice A"},
+                                 token=alice["access_token"])
+    assert status == 200
+    status, profile = await api_b.call("GET", f"/profile/{alice['user_id']}", token=bob["access_token"])
+    assert status == 200 and profile["displayname"] == "Alice A", profile
+    status, created = await api_a.call("POST", "/createRoom", {"preset": "public_chat", "room_alias_name": "lobby"},
+                                       token=alice["access_token"])
+    alias = f"#lobby:{a.config.server_name}"
+    status, found = await api_b.call("GET", f"/directory/room/{alias.replace('#', '%23')}", token=bob["access_token"])
+    assert status == 200 and found["room_id"] == created["room_id"] and a.config.server_name in found["servers"]
+    status, joined = await api_b.call("POST", f"/join/{alias.replace('#', '%23')}", {}, token=bob["access_token"])
+    assert status == 200 and joined["room_id"] == created["room_id"], joined
+    status, missing = await api_b.call("GET", f"/directory/room/%23nothing:{a.config.server_name}",
+                                       token=bob["access_token"])
+    assert status == 404 and missing["errcode"] == "M_NOT_FOUND"
+    # Keys of a user on the other server.
+    status, _ = await api_a.call("POST", "/keys/upload", {"one_time_keys": {"signed_curve25519:AAA": {"key": "k1"}}},
+                                 token=alice["access_token"])
+    assert status == 200
+    status, claimed = await api_b.call("POST", "/keys/claim", {"one_time_keys": {
+        alice["user_id"]: {alice["device_id"]: "signed_curve25519"}}}, token=bob["access_token"])
+    assert status == 200 and claimed["one_time_keys"] == {
+        alice["user_id"]: {alice["device_id"]: {"signed_curve25519:AAA": {"key": "k1"}}}}, claimed
