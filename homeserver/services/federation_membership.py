@@ -27,14 +27,14 @@ from homeserver.core.auth_rules import AuthError, check_auth_rules
 from homeserver.core.event_builder import event_template, select_auth_events, sign_template
 from homeserver.core.events import Event
 from homeserver.core.ids import server_of
-from homeserver.core.room_versions import KNOWN_ROOM_VERSIONS, ROOM_VERSIONS, get_room_version
+from homeserver.core.room_versions import KNOWN_ROOM_VERSIONS, ROOM_VERSIONS, RoomVersion, get_room_version
 from homeserver.core.signing import sign_json
-from homeserver.errors import MatrixError, forbidden, not_found
+from homeserver.errors import MatrixError, forbidden, invalid_param, not_found
 from homeserver.federation.client import FederationClient, FederationError, Unreachable, encode_path
 from homeserver.services.events import EventPipeline, EventStore, Room
 from homeserver.services.federation_events import FederationEvents, PduError
 from homeserver.services.notifier import Notifier
-from homeserver.services.stripped_state import stripped, stripped_state
+from homeserver.services.stripped_state import STRIPPED_STATE_TYPES, stripped, stripped_state
 from homeserver.services.server_keys import ServerKeys
 from homeserver.storage import events as event_store
 from homeserver.storage import federation as federation_store
@@ -66,6 +66,34 @@ class FederationMembership:
     async def stripped_state(self, room: Room) -> list[dict[str, Any]]:
         state = await event_store.current_state(self.database.pool, room.room_nid)
         return stripped_state(await self.store.state_events(room, state))
+
+    async def stripped_state_pdus(self, room: Room) -> list[dict[str, Any]]:
+        """The stripped-state events as full PDUs, create event included: what `invite_room_state`
+        and `knock_room_state` carry between servers (spec v1.16)."""
+        state = await event_store.current_state(self.database.pool, room.room_nid)
+        by_key = await self.store.state_events(room, state)
+        return [e.pdu for key, e in by_key.items() if key[0] in STRIPPED_STATE_TYPES]
+
+    async def _client_stripped_state(self, room_id: str, version: RoomVersion, pdus: Any) -> list[dict[str, Any]]:
+        """Another server's stripped state as our clients see it. PDUs are checked (signatures,
+        room); in room version 12 a bad entry or a missing create event refuses the whole
+        (M_INVALID_PARAM), in earlier versions bad entries are left out."""
+        strict = version.room_id_from_create_event
+        entries = [p for p in pdus if isinstance(p, dict)] if isinstance(pdus, list) else []
+        full = [p for p in entries if "signatures" in p]
+        checked = await self.events.verify(full, version) if full else []
+        found: list[dict[str, Any]] = []
+        for pdu, result in zip(full, checked):
+            if isinstance(result, Event) and result.room_id == room_id and result.state_key is not None:
+                found.append(stripped(result))
+            elif strict:
+                raise invalid_param("invite_room_state holds an invalid event")
+        if not strict:
+            found += [{k: p[k] for k in ("type", "state_key", "content", "sender") if k in p}
+                      for p in entries if "signatures" not in p and isinstance(p.get("type"), str)]
+        if strict and not any(e["type"] == "m.room.create" for e in found):
+            raise invalid_param("invite_room_state has no m.room.create event")
+        return found
 
     async def _current(self, room: Room) -> tuple[list[Event], dict[Any, Event]]:
         extremities = await event_store.forward_extremities(self.database.pool, room.room_nid)
@@ -133,7 +161,7 @@ class FederationMembership:
         if membership == "leave":
             return {}
         if membership == "knock":
-            return {"knock_room_state": await self.stripped_state(room)}
+            return {"knock_room_state": await self.stripped_state_pdus(room)}
         return await self._join_answer(room, event, omit_members)
 
     async def _join_answer(self, room: Room, event: Event, omit_members: bool) -> dict[str, Any]:
@@ -169,13 +197,13 @@ class FederationMembership:
         version = get_room_version(version_id)
         event = await self.events.verify_one(body["event"], version)
         if event.event_id != event_id or event.room_id != room_id:
-            raise MatrixError(400, "M_BAD_JSON", "The event id or room id does not match the event")
+            raise invalid_param("The event id or room id does not match the event")
         if event.type != "m.room.member" or event.membership != "invite" or event.state_key is None:
-            raise MatrixError(400, "M_BAD_JSON", "Not an invite")
+            raise invalid_param("Not an invite")
         if server_of(event.state_key) != self.server_name:
-            raise MatrixError(400, "M_BAD_JSON", "The invited user is not one of ours")
+            raise invalid_param("The invited user is not one of ours")
         if server_of(event.sender) != origin:
-            raise forbidden("The inviter does not belong to the requesting server")
+            raise invalid_param("The inviter does not belong to the requesting server")
         room = await self.store.room(room_id)
         if room is not None:
             await self.events.check_acl(room, origin)
@@ -183,10 +211,8 @@ class FederationMembership:
                        event_id=event.event_id)
         if room is not None and await event_store.forward_extremities(self.database.pool, room.room_nid):
             return {"event": signed.pdu}  # we are in the room: the invite arrives with the room's events
-        invite_state = body.get("invite_room_state", [])
-        if not isinstance(invite_state, list):
-            invite_state = []
-        invite_state = [s for s in invite_state if isinstance(s, dict)] + [stripped(signed)]
+        invite_state = await self._client_stripped_state(room_id, version, body.get("invite_room_state"))
+        invite_state.append(stripped(signed))
         await self._record_outlier_membership(room_id, version_id, signed, invite_state)
         return {"event": signed.pdu}
 
@@ -316,17 +342,14 @@ class FederationMembership:
 
     async def knock_remote(self, room_id: str, user_id: str, servers: Iterable[str], content: dict[str, Any]) -> None:
         event, answer, _server = await self._make_and_send(room_id, user_id, servers, "knock", content)
-        state = answer.get("knock_room_state")
-        state = [s for s in state if isinstance(s, dict)] if isinstance(state, list) else []
-        await self._record_outlier_membership(
-            room_id, event.room_version.identifier, event, state + [stripped(event)]
-        )
+        state = await self._client_stripped_state(room_id, event.room_version, answer.get("knock_room_state"))
+        await self._record_outlier_membership(room_id, event.room_version.identifier, event, state + [stripped(event)])
 
     async def invite_remote(self, room: Room, event: Event) -> Event:
         """Have the invitee's server countersign an invite of one of its users."""
         target = server_of(event.state_key or "")
         body = {"room_version": room.version.identifier, "event": event.pdu,
-                "invite_room_state": await self.stripped_state(room)}
+                "invite_room_state": await self.stripped_state_pdus(room)}
         try:
             answer = await self.client.request(
                 "PUT", target, encode_path("/_matrix/federation/v2/invite", room.room_id, event.event_id), body=body
