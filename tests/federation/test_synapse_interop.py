@@ -220,3 +220,49 @@ async def test_encryption_keys_and_to_device_cross_servers(
     assert status == 200
     got = await sync_until(remote, bob.token, lambda s: s.get("to_device", {}).get("events"))
     assert got["to_device"]["events"][0]["content"] == {"hello": "from us"}
+
+
+async def _messages(api: Api, token: str, room_id: str) -> list[str]:
+    status, page = await api.call("GET", f"/rooms/{room_id}/messages", token=token, query={"dir": "b", "limit": "50"})
+    assert status == 200, page
+    return [e["content"].get("body") for e in page["chunk"] if e["type"] == "m.room.message"]
+
+
+async def test_catch_up_after_downtime_both_ways(
+    start_federating: StartFederating, https: aiohttp.ClientSession, synapse: SynapsePeer
+) -> None:
+    ours = await start_federating()
+    port, dsn = ours.bound_addresses[0][1], ours.config.database.dsn
+    api, remote = Api(https, ours), Api(https, synapse.base_url)
+    alice = await api.register(name("alice"))
+    bob = await remote.register(name("bob"))
+    a_token, b_token = alice["access_token"], bob["access_token"]
+    room_id = await _room_with_both(api, remote, ours.config.server_name, a_token, b_token)
+    await wait_for_event(api, a_token, room_id, lambda e: e["type"] == "m.room.member" and e["sender"] == bob["user_id"])
+
+    # We are down while Synapse's user talks; once we are back, nothing is missing.
+    await ours.stop()
+    for i in range(5):
+        status, _ = await remote.call("PUT", f"/rooms/{room_id}/send/m.room.message/down{i}",
+                                      {"msgtype": "m.text", "body": f"while you were away {i}"}, token=b_token)
+        assert status == 200
+    ours = await start_federating(port=port, dsn=dsn)
+    api = Api(https, ours)
+    status, _ = await api.call("PUT", f"/rooms/{room_id}/send/m.room.message/back",
+                               {"msgtype": "m.text", "body": "back"}, token=a_token)
+    assert status == 200
+    await wait_for_event(api, a_token, room_id, lambda e: e["content"].get("body") == "while you were away 4",
+                         timeout=60)
+    bodies = await _messages(api, a_token, room_id)
+    assert all(f"while you were away {i}" in bodies for i in range(5)), bodies
+
+    # Synapse is down while our user talks; our queue delivers everything when it is back.
+    await synapse.stop()
+    for i in range(3):
+        status, _ = await api.call("PUT", f"/rooms/{room_id}/send/m.room.message/gone{i}",
+                                   {"msgtype": "m.text", "body": f"queued {i}"}, token=a_token)
+        assert status == 200
+    await synapse.start()
+    await wait_for_event(remote, b_token, room_id, lambda e: e["content"].get("body") == "queued 2", timeout=60)
+    bodies = await _messages(remote, b_token, room_id)
+    assert all(f"queued {i}" in bodies for i in range(3)), bodies
