@@ -129,7 +129,7 @@ class FederationMembership:
             state_key=user_id,
         )
         try:
-            check_auth_rules(Event(template, room.version), state)
+            check_auth_rules(Event(template, room.version, event_id="$template"), state)
         except AuthError as exc:
             raise forbidden(f"You are not allowed to {membership} this room: {exc}") from None
         return {"room_version": room.version.identifier, "event": template}
