@@ -117,6 +117,7 @@ class HomeServer:
         self.e2ee.federation_client = self.federation_client
         self.e2ee.federation_sender = self.federation_sender
         self.profiles.federation_client = self.federation_client
+        self.media.federation_client = self.federation_client
         self.federation_edus = FederationEdus(
             config.server_name, database, self.event_store, self.federation_sender, self.federation_events,
             self.typing, self.receipts, self.presence, self.e2ee,

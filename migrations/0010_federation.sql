@@ -59,3 +59,25 @@ CREATE TABLE remote_invites (
 ALTER TABLE room_memberships
     ADD COLUMN server TEXT GENERATED ALWAYS AS (substring(user_id from position(':' in user_id) + 1)) STORED;
 CREATE INDEX room_memberships_by_server ON room_memberships (room_nid, server) WHERE membership = 'join';
+
+-- Media of other servers, fetched over federation and cached under media_store_path/remote_content.
+CREATE TABLE remote_media (
+    server_name   TEXT NOT NULL,
+    media_id      TEXT NOT NULL,
+    media_type    TEXT NOT NULL,
+    media_length  BIGINT NOT NULL,
+    upload_name   TEXT,
+    fetched_ts    BIGINT NOT NULL,
+    PRIMARY KEY (server_name, media_id)
+);
+
+CREATE TABLE remote_media_thumbnails (
+    server_name   TEXT NOT NULL,
+    media_id      TEXT NOT NULL,
+    width         INTEGER NOT NULL,
+    height        INTEGER NOT NULL,
+    method        TEXT NOT NULL,
+    media_type    TEXT NOT NULL,
+    media_length  BIGINT NOT NULL,
+    PRIMARY KEY (server_name, media_id, width, height, method)
+);

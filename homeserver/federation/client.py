@@ -27,7 +27,7 @@ from homeserver.config import Config
 from homeserver.core.canonical_json import encode_canonical_json
 from homeserver.core.x_matrix import authorization_header
 from homeserver.federation.resolver import ServerResolver, Target, dns_srv_lookup, max_age
-from homeserver.ip_ranges import CheckedResolver, blocked, parse_networks
+from homeserver.ip_ranges import CheckedResolver, blocked, ip_literal, parse_networks
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +134,20 @@ class FederationClient:
                     data = {}
                 raise FederationError(resp.status, data)
             return resp.headers.get("Content-Type", "application/octet-stream"), raw, dict(resp.headers)
+
+    async def fetch_url(self, url: str, max_bytes: int) -> tuple[str, bytes]:
+        """A plain GET (the `Location` a media answer may point to), through the same address checks."""
+        literal = ip_literal(URL(url).host or "")
+        if literal is not None and blocked(literal, self.blacklist, self.whitelist):
+            raise Unreachable(f"{literal} is in ip_range_blacklist")
+        try:
+            async with self._http().get(url, allow_redirects=False) as resp:
+                body = await self._read(resp, max_bytes)
+                if resp.status != 200:
+                    raise Unreachable(f"{url} answered HTTP {resp.status}")
+                return resp.headers.get("Content-Type", "application/octet-stream"), body
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise Unreachable(f"{url}: {exc}") from None
 
     @staticmethod
     async def _read(resp: aiohttp.ClientResponse, limit: int = MAX_RESPONSE_BYTES) -> bytes:

@@ -5,7 +5,9 @@ Handlers parse, call a federation service with the authenticated origin, and ser
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import secrets
 import time
 from typing import Any, Awaitable, Callable
 
@@ -17,6 +19,7 @@ from homeserver.core.ids import server_of
 from homeserver.errors import bad_json, forbidden, invalid_param, missing_param, not_found, not_json
 from homeserver.http.json import json_response
 from homeserver.http.keys import HOMESERVER
+from homeserver.services.media import StoredFile
 
 routes = web.RouteTableDef()
 FEDERATION = "/_matrix/federation"
@@ -289,3 +292,40 @@ async def hierarchy(request: web.Request, origin: str) -> web.Response:
     hs = request.app[HOMESERVER]
     suggested = request.query.get("suggested_only", "false").lower() == "true"
     return json_response(await hs.directory.federation_hierarchy(origin, request.match_info["room_id"], suggested))
+
+
+async def _multipart_media(request: web.Request, stored: StoredFile) -> web.StreamResponse:
+    """Federation media answer: an empty JSON metadata part, then the file (streamed)."""
+    boundary = secrets.token_hex(16)
+    response = web.StreamResponse(headers={"Content-Type": f"multipart/mixed; boundary={boundary}"})
+    await response.prepare(request)
+    media_headers = {"Content-Type": stored.media_type,
+                     "Content-Disposition": stored.headers()["Content-Disposition"]}
+    head = (f"--{boundary}\r\nContent-Type: application/json\r\n\r\n{{}}\r\n--{boundary}\r\n"
+            + "".join(f"{k}: {v}\r\n" for k, v in media_headers.items()) + "\r\n")
+    await response.write(head.encode("latin-1"))
+    loop = asyncio.get_running_loop()
+    with await loop.run_in_executor(None, stored.path.open, "rb") as handle:
+        while chunk := await loop.run_in_executor(None, handle.read, 65536):
+            await response.write(chunk)
+    await response.write(f"\r\n--{boundary}--\r\n".encode("latin-1"))
+    await response.write_eof()
+    return response
+
+
+@routes.get(FEDERATION + "/v1/media/download/{media_id}")
+@authenticated
+async def media_download(request: web.Request, origin: str) -> web.StreamResponse:
+    hs = request.app[HOMESERVER]
+    stored = await hs.media.download(hs.config.server_name, request.match_info["media_id"], False)
+    return await _multipart_media(request, stored)
+
+
+@routes.get(FEDERATION + "/v1/media/thumbnail/{media_id}")
+@authenticated
+async def media_thumbnail(request: web.Request, origin: str) -> web.StreamResponse:
+    hs = request.app[HOMESERVER]
+    width, height = _int(request, "width", 0), _int(request, "height", 0)
+    stored = await hs.media.thumbnail(hs.config.server_name, request.match_info["media_id"], width, height,
+                                      request.query.get("method", "scale"), False)
+    return await _multipart_media(request, stored)

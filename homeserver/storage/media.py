@@ -57,3 +57,43 @@ async def add_thumbnail(
         "INSERT INTO media_thumbnails (media_id, width, height, method, media_type, media_length) "
         "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING", media_id, width, height, method, media_type, length,
     )
+
+
+async def get_remote_media(conn: Executor, server_name: str, media_id: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow(
+        "SELECT media_type, media_length, upload_name FROM remote_media WHERE server_name = $1 AND media_id = $2",
+        server_name, media_id,
+    )
+    return dict(row) if row is not None else None
+
+
+async def add_remote_media(
+    conn: Executor, server_name: str, media_id: str, media_type: str, length: int, upload_name: str | None,
+    now_ms: int,
+) -> None:
+    await conn.execute(
+        "INSERT INTO remote_media (server_name, media_id, media_type, media_length, upload_name, fetched_ts) "
+        "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        server_name, media_id, media_type, length, upload_name, now_ms,
+    )
+
+
+async def get_remote_thumbnail(
+    conn: Executor, server_name: str, media_id: str, width: int, height: int, method: str
+) -> dict[str, Any] | None:
+    row = await conn.fetchrow(
+        "SELECT media_type, media_length FROM remote_media_thumbnails WHERE server_name = $1 AND media_id = $2 "
+        "AND width = $3 AND height = $4 AND method = $5", server_name, media_id, width, height, method,
+    )
+    return dict(row) if row is not None else None
+
+
+async def add_remote_thumbnail(
+    conn: Executor, server_name: str, media_id: str, width: int, height: int, method: str, media_type: str,
+    length: int,
+) -> None:
+    await conn.execute(
+        "INSERT INTO remote_media_thumbnails (server_name, media_id, width, height, method, media_type, media_length) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        server_name, media_id, width, height, method, media_type, length,
+    )

@@ -8,6 +8,7 @@ from typing import Any
 import aiohttp
 
 from tests.api.helpers import Api
+from tests.conftest import base_url
 from tests.federation.conftest import StartFederating
 
 
@@ -197,3 +198,40 @@ async def test_profiles_aliases_and_keys_across_servers(
         alice["user_id"]: {alice["device_id"]: "signed_curve25519"}}}, token=bob["access_token"])
     assert status == 200 and claimed["one_time_keys"] == {
         alice["user_id"]: {alice["device_id"]: {"signed_curve25519:AAA": {"key": "k1"}}}}, claimed
+
+
+async def test_remote_media_fetched_once_and_thumbnailed(
+    start_federating: StartFederating, https: aiohttp.ClientSession
+) -> None:
+    import io
+
+    from PIL import Image
+
+    a, b, api_a, api_b, alice, bob = await _pair(start_federating, https)
+    image = io.BytesIO()
+    Image.new("RGB", (400, 300), (200, 30, 30)).save(image, "PNG")
+    async with https.post(f"{base_url(a)}/_matrix/media/v3/upload", data=image.getvalue(),
+                          params={"filename": "red.png"},
+                          headers={"Authorization": f"Bearer {alice['access_token']}",
+                                   "Content-Type": "image/png"}) as resp:
+        assert resp.status == 200
+        uploaded = await resp.json()
+    server, media_id = uploaded["content_uri"][len("mxc://"):].split("/")
+    url = f"{base_url(b)}/_matrix/client/v1/media/download/{server}/{media_id}"
+    for _ in range(2):
+        async with https.get(url, headers={"Authorization": f"Bearer {bob['access_token']}"}) as resp:
+            assert resp.status == 200
+            assert await resp.read() == image.getvalue()
+            assert "red.png" in resp.headers["Content-Disposition"]
+    rows = await b.database.pool.fetch("SELECT media_id FROM remote_media")
+    assert [r["media_id"] for r in rows] == [media_id]
+    async with https.get(f"{base_url(b)}/_matrix/client/v1/media/thumbnail/{server}/{media_id}",
+                         params={"width": "32", "height": "32", "method": "crop"},
+                         headers={"Authorization": f"Bearer {bob['access_token']}"}) as resp:
+        assert resp.status == 200 and resp.content_type in ("image/jpeg", "image/png")
+    async with https.get(f"{base_url(b)}/_matrix/client/v1/media/download/{server}/nosuchmedia",
+                         headers={"Authorization": f"Bearer {bob['access_token']}"}) as resp:
+        assert resp.status == 404
+    async with https.get(f"{base_url(b)}/_matrix/client/v1/media/download/{server}/..%2F..%2Fetc",
+                         headers={"Authorization": f"Bearer {bob['access_token']}"}) as resp:
+        assert resp.status == 404
