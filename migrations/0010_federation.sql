@@ -81,3 +81,6 @@ CREATE TABLE remote_media_thumbnails (
     media_length  BIGINT NOT NULL,
     PRIMARY KEY (server_name, media_id, width, height, method)
 );
+
+-- Events fetched from other servers' history (backfill) take positions below every live one.
+CREATE SEQUENCE backfill_stream START WITH -1 INCREMENT BY -1 MAXVALUE -1;

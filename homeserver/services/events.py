@@ -405,18 +405,24 @@ class EventPipeline:
                 auth_nids.append(by_id[state_by_key[CREATE_KEY].event_id])
             return await self._persist(room, version, event, prev_nids, group, state, auth_nids)
 
-    async def store_outliers(self, room: Room, events: list[tuple[Event, str | None]]) -> dict[str, int]:
+    async def store_outliers(
+        self, room: Room, events: list[tuple[Event, str | None]], backfilled: bool = False
+    ) -> dict[str, int]:
         """Events known by reference only (auth chains, the state of a room we join): stored in
         one transaction without stream position or state group, auth edges to every auth event
         known here. `events` in auth order (auth events before the events they authorise);
-        (event, rejected reason). Event id -> nid for every event, known ones included."""
+        (event, rejected reason). Event id -> nid for every event, known ones included.
+        `backfilled`: history from other servers, `events` newest first; the accepted ones get
+        positions below every live event, so /messages pages on into them."""
         if not events:
             return {}
+        rows = [(e.event_id, e.depth, e.type, e.state_key, e.sender, e.origin_server_ts, e.raw.decode("utf-8"),
+                 reason) for e, reason in events]
         async with self.database.pool.acquire() as conn, conn.transaction():
-            nids = await event_store.insert_outliers(conn, room.room_nid, [
-                (e.event_id, e.depth, e.type, e.state_key, e.sender, e.origin_server_ts, e.raw.decode("utf-8"),
-                 reason) for e, reason in events
-            ])
+            if backfilled:
+                nids = await event_store.insert_backfilled(conn, room.room_nid, rows)
+            else:
+                nids = await event_store.insert_outliers(conn, room.room_nid, rows)
             cited = {a for e, _r in events for a in e.auth_event_ids} - nids.keys()
             known = {**nids, **(await event_store.event_nids(conn, cited) if cited else {})}
             await event_store.add_auth_edges_bulk(conn, [

@@ -253,14 +253,21 @@ class FederationEvents:
         """Verify events known by reference (an auth chain, a room's state), check each against
         its own auth events in auth order, and store them as outliers. The valid ones by id."""
         events = {e.event_id: e for e in await self.verify(pdus, room.version) if isinstance(e, Event)}
-        known = await self._rows_by_id({a for e in events.values() for a in e.auth_event_ids} | events.keys())
+        await self.pipeline.store_outliers(room, await self._check_batch(room, events))
+        return events
+
+    async def _check_batch(self, room: Room, events: dict[str, Event]) -> list[tuple[Event, str | None]]:
+        """The events not yet stored, in auth order, each with why it fails its own auth events
+        (None: it passes)."""
+        create_id = "$" + room.room_id[1:] if room.version.room_id_from_create_event else None
+        wanted = {a for e in events.values() for a in e.auth_event_ids} | events.keys() | ({create_id} - {None})
+        known = await self._rows_by_id(wanted)  # type: ignore[arg-type]
         rejected: dict[str, bool] = {eid: r["rejected_reason"] is not None for eid, r in known.items()}
         by_id: dict[str, Event] = {eid: self.store.event_from_row(room.version, r) for eid, r in known.items()}
         by_id.update(events)
-        ordered: list[tuple[Event, str | None]] = []
-        create_id = "$" + room.room_id[1:] if room.version.room_id_from_create_event else None
+        checked: list[tuple[Event, str | None]] = []
         for event in _auth_order(events.values()):
-            if event.event_id in known:
+            if event.event_id in known and known[event.event_id]["stream_ordering"] is not None:
                 continue
             auth = [by_id[a] for a in event.auth_event_ids if a in by_id]
             reason: str | None = None
@@ -278,9 +285,51 @@ class FederationEvents:
                 except AuthError as exc:
                     reason = str(exc) or "not allowed"
             rejected[event.event_id] = reason is not None
-            ordered.append((event, reason))
-        await self.pipeline.store_outliers(room, ordered)
-        return events
+            checked.append((event, reason))
+        return checked
+
+    async def backfill_from_servers(self, room: Room, limit: int) -> bool:
+        """History before the room's oldest event we have, from the room's other servers (the
+        first that answers); True when some arrived. Each event is checked against its own auth
+        events (fetched when unknown); the state at backfilled events is not computed."""
+        oldest = await event_store.oldest_timeline_event(self.database.pool, room.room_nid)
+        if oldest is None:
+            return False
+        first = self.store.event_from_row(room.version, oldest)
+        known = await self._rows_by_id(first.prev_event_ids)
+        missing = [p for p in first.prev_event_ids if p not in known or known[p]["stream_ordering"] is None]
+        if not missing:
+            return False
+        servers = [s for s in await federation_store.servers_in_room(self.database.pool, room.room_nid)
+                   if s != self.server_name]
+        for server in servers:
+            try:
+                answer = await self.client.request(
+                    "GET", server, encode_path("/_matrix/federation/v1/backfill", room.room_id),
+                    query={"v": missing, "limit": str(max(1, min(limit, 100)))}, timeout_s=20,
+                )
+            except (Unreachable, FederationError) as exc:
+                logger.info("backfill of %s from %s failed: %s", room.room_id, server, exc)
+                continue
+            pdus = answer.get("pdus") if isinstance(answer, dict) else None
+            if not isinstance(pdus, list):
+                continue
+            events = {e.event_id: e for e in await self.verify(pdus, room.version)
+                      if isinstance(e, Event) and e.room_id == room.room_id}
+            async with self.pipeline.lock(room.room_id):
+                have = await self._rows_by_id({a for e in events.values() for a in e.auth_event_ids})
+                for event in events.values():
+                    if any(a not in have and a not in events for a in event.auth_event_ids):
+                        try:
+                            await self._fetch_auth_chain(server, room, event.event_id)
+                        except PduError:
+                            continue
+                        have = await self._rows_by_id({a for e in events.values() for a in e.auth_event_ids})
+                checked = await self._check_batch(room, events)
+                newest_first = sorted(checked, key=lambda c: (-c[0].depth, -c[0].origin_server_ts))
+                await self.pipeline.store_outliers(room, newest_first, backfilled=True)
+            return any(reason is None for _e, reason in checked)
+        return False
 
     async def _fetch_missing_prevs(self, origin: str, room: Room, event: Event) -> None:
         """Ask `origin` for the events between our forward extremities and `event`, and take them

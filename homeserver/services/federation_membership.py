@@ -380,6 +380,11 @@ class FederationMembership:
             servers.append(server_of(room_id))
         return [s for s in dict.fromkeys(servers) if s and s != self.server_name]
 
+    async def backfill(self, room: Room, limit: int) -> bool:
+        """History from before our first event of a room joined over federation (a client paged
+        past it); True when some arrived."""
+        return await self.events.backfill_from_servers(room, limit)
+
     async def in_room(self, room: Room) -> bool:
         return bool(await event_store.forward_extremities(self.database.pool, room.room_nid))
 

@@ -808,6 +808,9 @@ class Rooms:
             if ceiling is not None:
                 upto = min(upto, ceiling)
             rows = await event_store.room_events(self.database.pool, room.room_nid, bound, upto, limit, True)
+            if len(rows) < limit and self.federation is not None \
+                    and await self.federation.backfill(room, limit - len(rows)):
+                rows = await event_store.room_events(self.database.pool, room.room_nid, bound, upto, limit, True)
             end = rows[-1]["stream_ordering"] - 1 if rows else None
         else:
             after = position if position is not None else 0
@@ -833,6 +836,6 @@ def parse_position(token: str) -> int:
     """A pagination token `t<position>` (sync's `next_batch` works too)."""
     raw = token[1:] if token[:1] in ("t", "s") else token
     raw = raw.split("_", 1)[0]
-    if not raw.isdigit():
+    if not raw.removeprefix("-").isdigit():
         raise invalid_param(f"Invalid pagination token {token!r}")
     return int(raw)

@@ -16,6 +16,19 @@ async def next_stream_ordering(conn: Executor) -> int:
     return await conn.fetchval("SELECT nextval('events_stream')")
 
 
+async def next_backfill_ordering(conn: Executor) -> int:
+    """A position below every other event's (history fetched from other servers)."""
+    return await conn.fetchval("SELECT nextval('backfill_stream')")
+
+
+async def oldest_timeline_event(conn: Executor, room_nid: int) -> dict[str, Any] | None:
+    row = await conn.fetchrow(
+        f"SELECT {EVENT_COLUMNS} FROM events WHERE room_nid = $1 AND stream_ordering IS NOT NULL "
+        "ORDER BY stream_ordering LIMIT 1", room_nid,
+    )
+    return dict(row) if row is not None else None
+
+
 async def last_stream_ordering(conn: Executor) -> int:
     """The last position handed out (0 before the first)."""
     return await conn.fetchval("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM events_stream")
@@ -44,6 +57,22 @@ async def insert_outliers(conn: Executor, room_nid: int, rows: list[tuple[str, i
     await conn.executemany(
         "INSERT INTO events (event_id, room_nid, depth, type, state_key, sender, origin_server_ts, json, rejected_reason) "
         "VALUES ($1, $9, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING",
+        [(*row, room_nid) for row in rows],
+    )
+    return await event_nids(conn, [row[0] for row in rows])
+
+
+async def insert_backfilled(
+    conn: Executor, room_nid: int, rows: list[tuple[str, int, str, str | None, str, int, str, str | None]]
+) -> dict[str, int]:
+    """Store history fetched from other servers, newest first, at positions below every live event
+    (rows as for `insert_outliers`); an outlier already known takes its place in the timeline."""
+    await conn.executemany(
+        "INSERT INTO events (event_id, room_nid, depth, type, state_key, sender, origin_server_ts, json, "
+        "rejected_reason, stream_ordering) "
+        "VALUES ($1, $9, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $8::text IS NULL THEN nextval('backfill_stream') END) "
+        "ON CONFLICT (event_id) DO UPDATE SET stream_ordering = EXCLUDED.stream_ordering "
+        "WHERE events.stream_ordering IS NULL AND events.state_group IS NULL AND events.rejected_reason IS NULL",
         [(*row, room_nid) for row in rows],
     )
     return await event_nids(conn, [row[0] for row in rows])

@@ -235,3 +235,33 @@ async def test_remote_media_fetched_once_and_thumbnailed(
     async with https.get(f"{base_url(b)}/_matrix/client/v1/media/download/{server}/..%2F..%2Fetc",
                          headers={"Authorization": f"Bearer {bob['access_token']}"}) as resp:
         assert resp.status == 404
+
+
+async def test_backfill_when_paginating_past_the_join(
+    start_federating: StartFederating, https: aiohttp.ClientSession
+) -> None:
+    a, b, api_a, api_b, alice, bob = await _pair(start_federating, https)
+    status, created = await api_a.call("POST", "/createRoom", {"preset": "public_chat"}, token=alice["access_token"])
+    room_id = created["room_id"]
+    for i in range(15):
+        await api_a.call("PUT", f"/rooms/{room_id}/send/m.room.message/h{i}", {"msgtype": "m.text", "body": f"old {i}"},
+                         token=alice["access_token"])
+    status, body = await api_b.call("POST", f"/join/{room_id}", {}, token=bob["access_token"],
+                                    query={"server_name": a.config.server_name})
+    assert status == 200, body
+    bodies: list[str] = []
+    token = None
+    for _ in range(10):
+        query = {"dir": "b", "limit": "8"} | ({"from": token} if token else {})
+        status, page = await api_b.call("GET", f"/rooms/{room_id}/messages", token=bob["access_token"], query=query)
+        assert status == 200, page
+        bodies += [e["content"]["body"] for e in page["chunk"] if e["type"] == "m.room.message"]
+        if "end" not in page:
+            break
+        token = page["end"]
+    assert bodies == [f"old {i}" for i in reversed(range(15))], bodies
+    types = []
+    status, page = await api_b.call("GET", f"/rooms/{room_id}/messages", token=bob["access_token"],
+                                    query={"dir": "b", "limit": "100", "from": token})
+    types = [e["type"] for e in page["chunk"]]
+    assert status == 200 and ("m.room.create" in types or not page["chunk"]), page
