@@ -76,7 +76,7 @@ class Accounts:
         if not username or username.startswith("_"):
             raise MatrixError(400, "M_INVALID_USERNAME", "User ID cannot be empty or start with '_'")
         user_id = self.user_id_for(username)
-        localpart = user_id[1:].partition(":")[0]
+        localpart = user_id[1:-len(self.config.server_name) - 1]
         if not is_valid_user_localpart(localpart):
             raise MatrixError(
                 400, "M_INVALID_USERNAME", "User ID can only contain characters a-z, 0-9, or '=_-./+'"
@@ -260,14 +260,15 @@ class Accounts:
 
         async def password_stage(auth: dict[str, Any]) -> str:
             user_id = self.login_user_id(auth) if ("identifier" in auth or "user" in auth) else requester.user_id
-            if user_id != requester.user_id:
-                raise forbidden("Can only authenticate as yourself")
             await self.check_credentials(user_id, auth.get("password"))
             return user_id
 
-        params, _completed = await self.uia.authenticate(
+        params, completed = await self.uia.authenticate(
             method, path, body, [["m.login.password"]], {"m.login.password": password_stage}
         )
+        # Someone else's correct credentials complete the session but authorise nothing (as Synapse).
+        if completed.get("m.login.password") != requester.user_id:
+            raise forbidden("Can only authenticate as yourself")
         return params
 
     async def change_password(self, requester: Requester, method: str, path: str, body: dict[str, Any]) -> None:
