@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 
 from aiohttp import web
 
@@ -76,7 +77,9 @@ async def send(request: web.Request) -> web.Response:
     requester = await require_user(request)
     body = await json_body(request)
     info = request.match_info
-    event_id = await request.app[HOMESERVER].rooms.send(requester, info["room"], info["type"], info["txn"], body)
+    # `POST .../send/{type}` (no transaction id) is Synapse's older form: each call sends anew.
+    txn_id = info.get("txn") or "post-" + secrets.token_urlsafe(16)
+    event_id = await request.app[HOMESERVER].rooms.send(requester, info["room"], info["type"], txn_id, body)
     return json_response({"event_id": event_id})
 
 
@@ -98,8 +101,11 @@ async def get_state(request: web.Request) -> web.Response:
 async def get_state_event(request: web.Request) -> web.Response:
     requester = await require_user(request)
     info = request.match_info
+    whole = request.query.get("format", "content")
+    if whole not in ("content", "event"):
+        raise invalid_param("format must be 'content' or 'event'")
     content = await request.app[HOMESERVER].rooms.state_event(
-        requester, info["room"], info["type"], info.get("state_key", "")
+        requester, info["room"], info["type"], info.get("state_key", ""), whole_event=whole == "event"
     )
     return json_response(content)
 
@@ -193,6 +199,7 @@ add_client_route(routes, "POST", "/knock/{room}", knock)
 add_client_route(routes, "POST", "/rooms/{room}/upgrade", upgrade)
 add_client_route(routes, "GET", "/joined_rooms", joined_rooms)
 add_client_route(routes, "PUT", "/rooms/{room}/send/{type}/{txn}", send)
+add_client_route(routes, "POST", "/rooms/{room}/send/{type}", send)
 add_client_route(routes, "PUT", "/rooms/{room}/state/{type}", put_state)
 add_client_route(routes, "PUT", "/rooms/{room}/state/{type}/{state_key:.*}", put_state)
 add_client_route(routes, "GET", "/rooms/{room}/state", get_state)

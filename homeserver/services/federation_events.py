@@ -41,6 +41,8 @@ logger = logging.getLogger(__name__)
 MISSING_EVENTS_LIMIT = 10
 # At most this many events fetched one by one in parallel.
 FETCH_CONCURRENCY = 10
+# Batches at least this big are verified on two threads.
+PARALLEL_VERIFY_FROM = 200
 SERVER_ACL_KEY = ("m.room.server_acl", "")
 
 
@@ -83,8 +85,20 @@ class FederationEvents:
     # ---- checks ---------------------------------------------------------------------------
 
     async def verify(self, pdus: list[Any], version: RoomVersion) -> list[Event | str]:
-        """Format, signatures and content hash of each PDU: the event, or why it was dropped."""
+        """Format, signatures and content hash of each PDU: the event, or why it was dropped.
+        Big batches (a room's state) are split over two worker threads: the signature checks
+        run without the GIL, so both cores work."""
         await self.keyring.prefetch(_wanted_keys(pdus))
+        if len(pdus) < PARALLEL_VERIFY_FROM:
+            return self._check_all(pdus, version)
+        half = len(pdus) // 2
+        first, second = await asyncio.gather(
+            asyncio.to_thread(self._check_all, pdus[:half], version),
+            asyncio.to_thread(self._check_all, pdus[half:], version),
+        )
+        return first + second
+
+    def _check_all(self, pdus: list[Any], version: RoomVersion) -> list[Event | str]:
         results: list[Event | str] = []
         for pdu in pdus:
             try:
@@ -253,8 +267,12 @@ class FederationEvents:
         """Verify events known by reference (an auth chain, a room's state), check each against
         its own auth events in auth order, and store them as outliers. The valid ones by id."""
         events = {e.event_id: e for e in await self.verify(pdus, room.version) if isinstance(e, Event)}
-        await self.pipeline.store_outliers(room, await self._check_batch(room, events))
+        await self.store_verified_outliers(room, events)
         return events
+
+    async def store_verified_outliers(self, room: Room, events: dict[str, Event]) -> None:
+        """Store verified events as outliers, each checked against its own auth events."""
+        await self.pipeline.store_outliers(room, await self._check_batch(room, events))
 
     async def _check_batch(self, room: Room, events: dict[str, Event]) -> list[tuple[Event, str | None]]:
         """The events not yet stored, in auth order, each with why it fails its own auth events

@@ -249,12 +249,12 @@ class FederationMembership:
                     event = checked[0]
             state_pdus = answer.get("state") if isinstance(answer.get("state"), list) else []
             chain_pdus = answer.get("auth_chain") if isinstance(answer.get("auth_chain"), list) else []
-            valid = await self.events.store_auth_checked_outliers(room, [*chain_pdus, *state_pdus])
+            checked = await self.events.verify([*chain_pdus, *state_pdus], version)
+            valid = {e.event_id: e for e in checked if isinstance(e, Event)}
+            await self.events.store_verified_outliers(room, valid)
             rows = await event_store.event_nids(self.database.pool, valid.keys())
             rejected = await federation_store.rejected_events(self.database.pool, rows.values())
-            state_ids = {e.event_id for e in (self._event_of(p, version) for p in state_pdus if isinstance(p, dict))
-                         if e is not None}
-            state_events = [valid[i] for i in state_ids if i in valid and rows[i] not in rejected]
+            state_events = [e for e in checked[len(chain_pdus):] if isinstance(e, Event) and rows[e.event_id] not in rejected]
             by_key = {(e.type, e.state_key): e for e in state_events if e.state_key is not None}
             if ("m.room.create", "") not in by_key:
                 raise MatrixError(502, "M_UNKNOWN", f"{server} returned a room state without a create event")
@@ -272,13 +272,6 @@ class FederationMembership:
             await self.pipeline.persist_joined_room(room, event, state, auth_nids, members)  # type: ignore[arg-type]
         logger.info("joined %s through %s (%d state events)", room_id, server, len(state))
         return room
-
-    @staticmethod
-    def _event_of(pdu: dict[str, Any], version: Any) -> Event | None:
-        try:
-            return Event(pdu, version)
-        except Exception:
-            return None
 
     async def _ensure_room(self, room_id: str, version_id: str) -> Room:
         room = await self.store.room(room_id)

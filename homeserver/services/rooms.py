@@ -138,7 +138,9 @@ class Rooms:
     async def create_room(self, requester: Requester, body: dict[str, Any]) -> str:
         user_id = requester.user_id
         version_id = body.get("room_version", self.config.default_room_version)
-        if not isinstance(version_id, str) or version_id not in ROOM_VERSIONS:
+        if not isinstance(version_id, str):
+            raise bad_json("room_version must be a string")
+        if version_id not in ROOM_VERSIONS:
             raise MatrixError(400, "M_UNSUPPORTED_ROOM_VERSION", f"Unknown room version {version_id!r}")
         version = get_room_version(version_id)
         visibility = body.get("visibility", "private")
@@ -238,7 +240,10 @@ class Rooms:
     async def join(self, requester: Requester, room_id: str, body: dict[str, Any], via: list[str] = ()) -> str:  # type: ignore[assignment]
         room_id, alias_servers = await self.resolve_room(room_id)
         room = await self.store.room(room_id)
-        extra: dict[str, Any] = {"reason": body["reason"]} if isinstance(body.get("reason"), str) else {}
+        # The request's other fields become part of the membership content, as in Synapse.
+        extra: dict[str, Any] = {k: v for k, v in body.items() if k not in ("third_party_signed", "membership")}
+        if "reason" in extra and not isinstance(extra["reason"], str):
+            raise bad_json("reason must be a string")
         if not await self._joined_here(room):
             servers = await self.federation.servers_to_ask(room_id, requester.user_id, [*via, *alias_servers])
             if not servers:
@@ -686,14 +691,17 @@ class Rooms:
         events = await self.store.events(room, state.values())
         return [client_event(e) for e in events.values()]
 
-    async def state_event(self, requester: Requester, room_id: str, event_type: str, state_key: str) -> dict[str, Any]:
+    async def state_event(
+        self, requester: Requester, room_id: str, event_type: str, state_key: str, whole_event: bool = False
+    ) -> dict[str, Any]:
+        """A state event's content, or (`?format=event`) the whole event in client format."""
         room = await self.store.require_room(room_id)
         state = await self._visible_state(room, requester.user_id)
         key_nid = (await self.store.key_nids([(event_type, state_key)])).get((event_type, state_key))
         if key_nid is None or key_nid not in state:
             raise not_found("Event not found")
         event = (await self.store.events(room, [state[key_nid]]))[state[key_nid]]
-        return event.content
+        return client_event(event) if whole_event else event.content
 
     async def members(
         self, requester: Requester, room_id: str, at: str | None = None, membership: str | None = None,

@@ -53,11 +53,13 @@ async def insert_event(
 
 async def insert_outliers(conn: Executor, room_nid: int, rows: list[tuple[str, int, str, str | None, str, int, str, str | None]]) -> dict[str, int]:
     """Store events known by reference only, (event_id, depth, type, state_key, sender, ts, json, rejected_reason)
-    rows; already known ids are left alone. Event id -> nid for every row."""
-    await conn.executemany(
+    rows, in one statement; already known ids are left alone. Event id -> nid for every row."""
+    columns = list(zip(*rows)) if rows else [[]] * 8
+    await conn.execute(
         "INSERT INTO events (event_id, room_nid, depth, type, state_key, sender, origin_server_ts, json, rejected_reason) "
-        "VALUES ($1, $9, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING",
-        [(*row, room_nid) for row in rows],
+        "SELECT e, $9, d, t, k, s, ts, j, r FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], "
+        "$6::bigint[], $7::text[], $8::text[]) AS u(e, d, t, k, s, ts, j, r) ON CONFLICT (event_id) DO NOTHING",
+        *[list(c) for c in columns], room_nid,
     )
     return await event_nids(conn, [row[0] for row in rows])
 
@@ -79,8 +81,10 @@ async def insert_backfilled(
 
 
 async def add_auth_edges_bulk(conn: Executor, edges: list[tuple[int, int]]) -> None:
-    await conn.executemany(
-        "INSERT INTO event_auth (event_nid, auth_event_nid) VALUES ($1, $2) ON CONFLICT DO NOTHING", edges
+    await conn.execute(
+        "INSERT INTO event_auth (event_nid, auth_event_nid) SELECT * FROM unnest($1::bigint[], $2::bigint[]) "
+        "ON CONFLICT DO NOTHING",
+        [e[0] for e in edges], [e[1] for e in edges],
     )
 
 
@@ -95,12 +99,13 @@ async def auth_chain(conn: Executor, nids: Iterable[int]) -> list[int]:
 
 
 async def set_memberships(conn: Executor, room_nid: int, rows: list[tuple[str, str, int, int]]) -> None:
-    """(user_id, membership, event_nid, stream_ordering) rows."""
-    await conn.executemany(
+    """(user_id, membership, event_nid, stream_ordering) rows, in one statement."""
+    await conn.execute(
         "INSERT INTO room_memberships (room_nid, user_id, membership, event_nid, stream_ordering) "
-        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (room_nid, user_id) DO UPDATE SET "
+        "SELECT $1, * FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[]) "
+        "ON CONFLICT (room_nid, user_id) DO UPDATE SET "
         "membership = EXCLUDED.membership, event_nid = EXCLUDED.event_nid, stream_ordering = EXCLUDED.stream_ordering",
-        [(room_nid, *row) for row in rows],
+        room_nid, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows],
     )
 
 
