@@ -57,7 +57,8 @@ async def test_usernames(api: Api) -> None:
     await api.register("dave")
     for name, errcode in (("dave", "M_USER_IN_USE"), ("DAVE", "M_USER_IN_USE"), ("bad name", "M_INVALID_USERNAME"),
                           ("_bridge", "M_INVALID_USERNAME"), ("é", "M_INVALID_USERNAME"),
-                          ("@dave:elsewhere", "M_INVALID_USERNAME")):
+                          ("@dave:elsewhere", "M_INVALID_USERNAME"), ("colon:", "M_INVALID_USERNAME"),
+                          ("a:b", "M_INVALID_USERNAME")):
         status, body = await api.call("POST", "/register", {"username": name, "password": "pw"})
         assert (status, body["errcode"]) == (400, errcode), name
         status, body = await api.call("GET", "/register/available", query={"username": name})

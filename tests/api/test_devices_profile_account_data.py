@@ -38,6 +38,14 @@ async def test_devices(api: Api) -> None:
 
     status, first = await api.call("DELETE", "/devices/LAPTOP", {}, token=token)
     assert status == 401 and first["flows"] == [{"stages": ["m.login.password"]}]
+    # Someone else's correct password authorises nothing (a stolen access token is not enough).
+    await api.register("eve", "eve password")
+    status, body = await api.call("DELETE", "/devices/LAPTOP", {"auth": {
+        "type": "m.login.password", "identifier": {"type": "m.id.user", "user": "eve"}, "password": "eve password",
+        "session": first["session"]}}, token=token)
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
+    assert (await api.call("GET", "/devices/LAPTOP", token=token))[0] == 200
+    status, first = await api.call("DELETE", "/devices/LAPTOP", {}, token=token)
     status, _ = await api.call("DELETE", "/devices/LAPTOP", {"auth": {"type": "m.login.password", "password": "password",
                                                                       "session": first["session"]}}, token=token)
     assert status == 200

@@ -43,6 +43,7 @@ async def test_create_room_every_version(api: Api, version: str) -> None:
 async def test_bad_create_room(api: Api) -> None:
     (alice,) = await users(api, "alice")
     for body, errcode in (({"room_version": "99"}, "M_UNSUPPORTED_ROOM_VERSION"),
+                          ({"room_version": 10}, "M_BAD_JSON"),
                           ({"preset": "nope"}, "M_INVALID_PARAM"),
                           ({"invite": ["not-a-user"]}, "M_INVALID_PARAM"),
                           ({"name": 5}, "M_BAD_JSON"),
@@ -351,3 +352,23 @@ async def test_message_rate_limit(start_server: StartServer, http) -> None:  # n
         statuses.append(status)
     assert statuses == [200, 200, 200, 429, 429]
     assert body["errcode"] == "M_LIMIT_EXCEEDED" and body["retry_after_ms"] > 0
+
+
+async def test_state_as_event_post_send_and_join_content(api: Api) -> None:
+    alice, bob = await users(api, "alice", "bob")
+    status, created = await api.call("POST", "/createRoom", {"preset": "public_chat", "name": "N"}, token=alice)
+    room = created["room_id"]
+    status, event = await api.call("GET", f"/rooms/{room}/state/m.room.name/", token=alice, query={"format": "event"})
+    assert status == 200 and event["content"] == {"name": "N"} and event["type"] == "m.room.name" and "sender" in event
+    status, body = await api.call("GET", f"/rooms/{room}/state/m.room.name/", token=alice, query={"format": "x"})
+    assert status == 400 and body["errcode"] == "M_INVALID_PARAM"
+    first = await api.call("POST", f"/rooms/{room}/send/m.room.message", {"msgtype": "m.text", "body": "a"}, token=alice)
+    second = await api.call("POST", f"/rooms/{room}/send/m.room.message", {"msgtype": "m.text", "body": "a"},
+                            token=alice)
+    assert first[0] == second[0] == 200 and first[1]["event_id"] != second[1]["event_id"]
+    status, _ = await api.call("POST", f"/join/{room}", {"foo": "bar", "reason": "hi"}, token=bob)
+    assert status == 200
+    status, member = await api.call("GET", f"/rooms/{room}/state/m.room.member/@bob:test.local", token=bob)
+    assert member["foo"] == "bar" and member["reason"] == "hi" and member["membership"] == "join", member
+    status, body = await api.call("POST", f"/join/{room}", {"reason": 5}, token=bob)
+    assert status == 400 and body["errcode"] == "M_BAD_JSON"
