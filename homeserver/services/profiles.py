@@ -63,8 +63,6 @@ class Profiles:
             raise bad_json(f"{field} must be a string")
         if value is not None and len(value) > MAX_LENGTHS[field]:
             raise MatrixError(400, "M_INVALID_PARAM", f"{field} is longer than {MAX_LENGTHS[field]} characters")
-        if field == "avatar_url" and value and not value.startswith("mxc://"):
-            raise MatrixError(400, "M_INVALID_PARAM", "avatar_url must be an mxc:// URI")
         await profiles.set_profile_field(self.database.pool, user_id, field, value or None)
         if self.on_change is not None:
             await self.on_change(user_id)

@@ -9,6 +9,7 @@ pipeline of `homeserver.services.events`.
 from __future__ import annotations
 
 import copy
+import logging
 import functools
 import secrets
 import string
@@ -46,6 +47,8 @@ UPGRADE_COPIED_STATE = (
     "m.room.join_rules", "m.room.history_visibility", "m.room.guest_access", "m.room.name", "m.room.topic",
     "m.room.avatar", "m.room.encryption", "m.room.server_acl", "m.room.related_groups",
 )
+
+logger = logging.getLogger(__name__)
 
 
 def client_event(
@@ -208,8 +211,9 @@ class Rooms:
             specs.append(EventSpec("m.room.name", {"name": body["name"]}, ""))
         if "topic" in body:
             specs.append(EventSpec("m.room.topic", {"topic": body["topic"]}, ""))
-        for invitee in invites:
-            extra = {"is_direct": True} if is_direct else {}
+        extra = {"is_direct": True} if is_direct else {}
+        local_invites = [u for u in invites if server_of(u) == self.config.server_name]
+        for invitee in local_invites:
             specs.append(EventSpec("m.room.member", await self._member_content(invitee, "invite", extra), invitee))
 
         async def claim(conn: Any, room: Room) -> None:
@@ -220,7 +224,18 @@ class Rooms:
                 await self.directory.publish_new_room(conn, user_id, room.room_id, [alias] if alias else [])
 
         created = await self.pipeline.create_room_events(version, user_id, room_id, specs, claim)
-        return created[0].room.room_id
+        room = created[0].room
+        # Other servers' users are invited once the room exists: their server countersigns each invite.
+        for invitee in invites:
+            if invitee not in local_invites:
+                try:
+                    await self.pipeline.create_event(
+                        room, room.version, user_id, "m.room.member", await self._member_content(invitee, "invite", extra),
+                        invitee, countersign=functools.partial(self.federation.invite_remote, room),
+                    )
+                except MatrixError as exc:
+                    logger.info("invite of %s to new room %s failed: %s", invitee, room.room_id, exc.message)
+        return room.room_id
 
     # --- membership -------------------------------------------------------------------
 
@@ -256,7 +271,8 @@ class Rooms:
         if authoriser is not None:
             extra["join_authorised_via_users_server"] = authoriser
         content = await self._member_content(requester.user_id, "join", extra)
-        await self._send(room, requester.user_id, "m.room.member", content, requester.user_id)
+        if await self._unchanged_state(room, requester.user_id, "m.room.member", requester.user_id, content) is None:
+            await self._send(room, requester.user_id, "m.room.member", content, requester.user_id)
         return room.room_id
 
     async def restricted_join_authoriser(self, room: Room, user_id: str) -> str | None:
@@ -672,8 +688,25 @@ class Rooms:
             membership = content.get("membership")
             if not isinstance(membership, str):
                 raise bad_json("m.room.member needs content.membership")
+        unchanged = await self._unchanged_state(room, requester.user_id, event_type, state_key, content)
+        if unchanged is not None:
+            return unchanged
         persisted = await self._send(room, requester.user_id, event_type, content, state_key)
         return persisted.event.event_id
+
+    async def _unchanged_state(
+        self, room: Room, sender: str, event_type: str, state_key: str, content: dict[str, Any]
+    ) -> str | None:
+        """The current state event when the same sender sets the same content again: no new
+        event then (as Synapse deduplicates state)."""
+        key = await self.store.key_nids([(event_type, state_key)])
+        if (event_type, state_key) not in key:
+            return None
+        current = await event_store.current_state_event(self.database.pool, room.room_nid, key[(event_type, state_key)])
+        if current is None:
+            return None
+        event = (await self.store.events(room, [current]))[current]
+        return event.event_id if event.sender == sender and event.content == content else None
 
     async def _visible_state(self, room: Room, user_id: str) -> dict[int, int]:
         """Current state for members; the state when they left for former members."""

@@ -154,6 +154,12 @@ async def current_state(conn: Executor, room_nid: int) -> dict[int, int]:
     return {r["state_key_nid"]: r["event_nid"] for r in rows}
 
 
+async def current_state_event(conn: Executor, room_nid: int, state_key_nid: int) -> int | None:
+    return await conn.fetchval(
+        "SELECT event_nid FROM current_state WHERE room_nid = $1 AND state_key_nid = $2", room_nid, state_key_nid
+    )
+
+
 async def set_current_state(conn: Executor, room_nid: int, changes: dict[int, int]) -> None:
     await conn.execute(
         "INSERT INTO current_state (room_nid, state_key_nid, event_nid) "

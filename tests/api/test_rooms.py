@@ -372,3 +372,18 @@ async def test_state_as_event_post_send_and_join_content(api: Api) -> None:
     assert member["foo"] == "bar" and member["reason"] == "hi" and member["membership"] == "join", member
     status, body = await api.call("POST", f"/join/{room}", {"reason": 5}, token=bob)
     assert status == 400 and body["errcode"] == "M_BAD_JSON"
+
+
+async def test_repeated_state_and_join_make_no_new_event(api: Api) -> None:
+    (alice,) = await users(api, "alice")
+    status, created = await api.call("POST", "/createRoom", {"preset": "public_chat"}, token=alice)
+    room = created["room_id"]
+    first = await api.call("PUT", f"/rooms/{room}/state/m.room.topic/", {"topic": "t"}, token=alice)
+    again = await api.call("PUT", f"/rooms/{room}/state/m.room.topic/", {"topic": "t"}, token=alice)
+    changed = await api.call("PUT", f"/rooms/{room}/state/m.room.topic/", {"topic": "u"}, token=alice)
+    assert first[1]["event_id"] == again[1]["event_id"] != changed[1]["event_id"]
+    _, before = await api.call("GET", f"/rooms/{room}/messages", token=alice, query={"dir": "b", "limit": "50"})
+    status, _ = await api.call("POST", f"/join/{room}", {}, token=alice)
+    assert status == 200
+    _, after = await api.call("GET", f"/rooms/{room}/messages", token=alice, query={"dir": "b", "limit": "50"})
+    assert len(after["chunk"]) == len(before["chunk"])
