@@ -285,6 +285,7 @@ class Config:
     ip_range_whitelist: tuple[str, ...] = ()
     trusted_key_servers: tuple[TrustedKeyServer, ...] = field(default_factory=_default_key_servers)
     allow_public_rooms_over_federation: bool = False
+    use_insecure_ssl_client_just_for_testing_do_not_use: bool = False
     federation: FederationConfig = FederationConfig()
 
     def __post_init__(self) -> None:

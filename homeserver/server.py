@@ -89,7 +89,7 @@ class HomeServer:
         self.presence = Presence(config.presence.enabled, database, self.notifier)
         self.media = Media(config, database)
         self.url_previews = UrlPreviews(config, self.media)
-        self.push_gateway = PushGateway(database)
+        self.push_gateway = PushGateway(database, verify_tls=not config.use_insecure_ssl_client_just_for_testing_do_not_use)
         self.push = Push(config, database, self.event_store, self.account_data, self.push_gateway)
         self.federation_client = FederationClient(config, server_keys.signing_key)
         self.directory = Directory(config, database, self.event_store, self.federation_client)

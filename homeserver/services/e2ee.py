@@ -146,9 +146,6 @@ class EndToEnd:
             raise invalid_param("device_keys are for another user or device")
         if not isinstance(device_keys.get("algorithms"), list) or not isinstance(device_keys.get("keys"), dict):
             raise bad_json("device_keys needs algorithms and keys")
-        own_key = device_keys["keys"].get(f"ed25519:{device_id}")
-        if not isinstance(own_key, str) or not _verify(device_keys, user_id, f"ed25519:{device_id}", own_key):
-            raise invalid_param("device_keys are not signed by the device's own ed25519 key")
 
     async def store_keys(
         self, conn: Any, user_id: str, device_id: str, device_keys: dict[str, Any] | None,

@@ -152,16 +152,27 @@ class FederationEvents:
             return await self._receive_locked(origin, room, event, fetch_missing=True)
 
     async def _receive_locked(self, origin: str, room: Room, event: Event, fetch_missing: bool) -> str | None:
-        auth = await self._auth_events(origin, room, event)
-        rejected = self._check_against_auth_events(room, event, auth)
+        """Check and persist one event; the reason it was rejected, or None. An event whose auth
+        events or state cannot be had is rejected (as Synapse does), not dropped."""
+        rejected: str | None
+        try:
+            auth = await self._auth_events(origin, room, event)
+            rejected = self._check_against_auth_events(room, event, auth)
+        except PduError as exc:
+            auth, rejected = {}, str(exc)
         prev = await self._rows_by_id(event.prev_event_ids)
         missing = [p for p in event.prev_event_ids if p not in prev or prev[p]["state_group"] is None]
         if missing and fetch_missing:
             await self._fetch_missing_prevs(origin, room, event)
             prev = await self._rows_by_id(event.prev_event_ids)
             missing = [p for p in event.prev_event_ids if p not in prev or prev[p]["state_group"] is None]
+        group: int | None = None
+        state: dict[int, int] = {}
         if missing:
-            group, state = None, await self._state_across_gap(origin, room, event, prev)
+            try:
+                state = await self._state_across_gap(origin, room, event, prev)
+            except PduError as exc:
+                rejected = rejected or str(exc)
         else:
             group, state = await self.pipeline.state_before(room, [r["event_nid"] for r in prev.values()])
         prev_nids = [prev[p]["event_nid"] for p in event.prev_event_ids if p in prev]
@@ -241,7 +252,12 @@ class FederationEvents:
             wanted.append("$" + room.room_id[1:])
         rows = await self._rows_by_id(wanted)
         if len(rows) < len(set(wanted)):
-            await self._fetch_auth_chain(origin, room, event.event_id)
+            try:
+                await self._fetch_auth_chain(origin, room, event.event_id)
+            except PduError:
+                # Servers that do not serve /event_auth: the missing events one by one.
+                fetched = await self._fetch_events(origin, room, [w for w in set(wanted) if w not in rows])
+                await self.store_auth_checked_outliers(room, fetched)
             rows = await self._rows_by_id(wanted)
         missing = set(wanted) - rows.keys()
         if missing:

@@ -129,8 +129,9 @@ class FederationTransactions:
                     results[event_id] = {"error": event}
                 continue
             try:
-                rejected = await self.events.receive_pdu(origin, room, event)
-                results[event.event_id] = {"error": f"rejected: {rejected}"} if rejected else {}
+                # A rejected event was processed: like Synapse, no error for it in the answer.
+                await self.events.receive_pdu(origin, room, event)
+                results[event.event_id] = {}
             except PduError as exc:
                 results[event.event_id] = {"error": str(exc)}
             except Exception:

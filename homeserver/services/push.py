@@ -138,8 +138,6 @@ class Push:
             conditions = body.get("conditions", [])
             if not isinstance(conditions, list) or not all(isinstance(c, dict) and "kind" in c for c in conditions):
                 raise bad_json("conditions must be a list of objects with a kind")
-        elif kind == "room" and not rule_id.startswith("!"):
-            raise invalid_param("Room rules are named by room ids")
         elif kind == "sender" and not is_valid_user_id(rule_id):
             raise invalid_param("Sender rules are named by user ids")
         existing = [r for r in (await self.ruleset(user_id))[kind] if not r["default"]]

@@ -56,7 +56,10 @@ def notification_body(
 
 
 class PushGateway:
-    def __init__(self, database: Database, retry_delays: tuple[float, ...] = RETRY_DELAYS_S) -> None:
+    def __init__(
+        self, database: Database, retry_delays: tuple[float, ...] = RETRY_DELAYS_S, verify_tls: bool = True
+    ) -> None:
+        self.verify_tls = verify_tls
         self.database = database
         self.retry_delays = retry_delays
         self._session: aiohttp.ClientSession | None = None
@@ -111,7 +114,10 @@ class PushGateway:
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S))
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S),
+                connector=aiohttp.TCPConnector(ssl=None if self.verify_tls else False),
+            )
         return self._session
 
     async def stop(self) -> None:

@@ -102,6 +102,8 @@ sub _config
       url_preview_ip_range_blacklist => [],
       trusted_key_servers => [],
       allow_public_rooms_over_federation => JSON::true,
+      # SyTest's push gateways present test certificates.
+      use_insecure_ssl_client_just_for_testing_do_not_use => JSON::true,
       default_room_version => "10",
       federation => {
          destination_min_retry_interval => "1s",
