@@ -35,6 +35,7 @@ from homeserver.services.federation_transactions import FederationTransactions
 from homeserver.services.notifier import Notifier
 from homeserver.services.presence import Presence
 from homeserver.services.rooms import Rooms
+from homeserver.services.legacy_sync import LegacySync
 from homeserver.services.sync import Sync
 from homeserver.services.profiles import Profiles
 from homeserver.services.server_keys import ServerKeys
@@ -123,6 +124,7 @@ class HomeServer:
             self.typing, self.receipts, self.presence, self.e2ee,
         )
         self.federation_edus.install(self.federation_transactions)
+        self.legacy_sync = LegacySync(self.sync, self.rooms, self.directory)
         self._runners: list[web.AppRunner] = []
 
     async def _joined_members(self, room_id: str) -> list[str]:

@@ -74,3 +74,41 @@ async def get_presence(request: web.Request) -> web.Response:
 for _full in client_paths("/presence/{user_id}/status"):
     routes.put(_full)(set_presence)
     routes.get(_full)(get_presence)
+
+
+def _optional_int(request: web.Request, name: str) -> int | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    if not raw.isdigit():
+        raise invalid_param(f"{name} must be a non-negative integer")
+    return int(raw)
+
+
+async def events(request: web.Request) -> web.Response:
+    """The deprecated r0 event stream (old_sync.yaml)."""
+    requester = await require_user(request)
+    timeout = _optional_int(request, "timeout") or 0
+    return json_response(await request.app[HOMESERVER].legacy_sync.events(
+        requester, request.query.get("from"), timeout))
+
+
+async def initial_sync(request: web.Request) -> web.Response:
+    requester = await require_user(request)
+    archived = request.query.get("archived", "false") == "true"
+    return json_response(await request.app[HOMESERVER].legacy_sync.initial_sync(
+        requester, _optional_int(request, "limit"), archived))
+
+
+async def room_initial_sync(request: web.Request) -> web.Response:
+    requester = await require_user(request)
+    return json_response(await request.app[HOMESERVER].legacy_sync.room_initial_sync(
+        requester, request.match_info["room_id"], _optional_int(request, "limit")))
+
+
+for _full in client_paths("/events"):
+    routes.get(_full)(events)
+for _full in client_paths("/initialSync"):
+    routes.get(_full)(initial_sync)
+for _full in client_paths("/rooms/{room_id}/initialSync"):
+    routes.get(_full)(room_initial_sync)

@@ -708,10 +708,24 @@ class Rooms:
         event = (await self.store.events(room, [current]))[current]
         return event.event_id if event.sender == sender and event.content == content else None
 
+    async def world_readable(self, room: Room) -> bool:
+        """Whether the room's history is currently `world_readable` (anyone may peek, as in Synapse)."""
+        key = await self.store.key_nids([("m.room.history_visibility", "")])
+        if not key:
+            return False
+        nid = await event_store.current_state_event(self.database.pool, room.room_nid, next(iter(key.values())))
+        if nid is None:
+            return False
+        event = (await self.store.events(room, [nid]))[nid]
+        return event.content.get("history_visibility") == "world_readable"
+
     async def _visible_state(self, room: Room, user_id: str) -> dict[int, int]:
-        """Current state for members; the state when they left for former members."""
+        """Current state for members and for anyone in a world-readable room; the state when they
+        left for former members."""
         row = await event_store.membership_of(self.database.pool, room.room_nid, user_id)
         if row is None or row["membership"] not in ("join", "leave", "ban"):
+            if await self.world_readable(room):
+                return await event_store.current_state(self.database.pool, room.room_nid)
             raise forbidden(f"User {user_id} is not in the room")
         if row["membership"] == "join":
             return await event_store.current_state(self.database.pool, room.room_nid)
@@ -839,8 +853,10 @@ class Rooms:
         room = await self.store.require_room(room_id)
         membership = await event_store.membership_of(self.database.pool, room.room_nid, requester.user_id)
         if membership is None or membership["membership"] not in ("join", "leave", "ban"):
-            raise forbidden(f"User {requester.user_id} is not in the room")
-        ceiling = None if membership["membership"] == "join" else membership["stream_ordering"]
+            if not await self.world_readable(room):
+                raise forbidden(f"User {requester.user_id} is not in the room")
+            membership = {"membership": "peek", "stream_ordering": None}
+        ceiling = None if membership["membership"] in ("join", "peek") else membership["stream_ordering"]
         limit = max(1, min(limit, MAX_HISTORY_PAGE))
         position = parse_position(from_token) if from_token else None
         bound = parse_position(to_token) if to_token else None

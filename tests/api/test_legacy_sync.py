@@ -1,0 +1,54 @@
+"""The deprecated r0 event stream and initial syncs, still used by old clients and bridges."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.api.helpers import Api
+from tests.conftest import StartServer
+
+OPEN = {"enable_registration": True, "enable_registration_without_verification": True}
+
+
+async def test_event_stream_and_initial_syncs(start_server: StartServer, http) -> None:  # noqa: ANN001
+    api = Api(http, await start_server(**OPEN))
+    alice = (await api.register("alice"))["access_token"]
+    bob = (await api.register("bob"))["access_token"]
+    status, created = await api.call("POST", "/createRoom", {"preset": "public_chat", "name": "Old"}, token=alice)
+    room = created["room_id"]
+    await api.call("PUT", f"/rooms/{room}/send/m.room.message/1", {"msgtype": "m.text", "body": "first"}, token=alice)
+
+    status, initial = await api.call("GET", "/initialSync", token=alice, query={"limit": "5"})
+    assert status == 200, initial
+    (entry,) = initial["rooms"]
+    assert entry["room_id"] == room and entry["membership"] == "join"
+    assert entry["messages"]["chunk"][-1]["content"]["body"] == "first"
+    assert {"type": "m.room.name", "content": {"name": "Old"}}.items() <= next(
+        e for e in entry["state"] if e["type"] == "m.room.name").items()
+
+    async def later() -> None:
+        await asyncio.sleep(0.3)
+        await api.call("PUT", f"/rooms/{room}/send/m.room.message/2", {"msgtype": "m.text", "body": "second"},
+                       token=alice)
+
+    task = asyncio.create_task(later())
+    status, stream = await api.call("GET", "/events", token=alice, query={"from": initial["end"], "timeout": "5000"})
+    await task
+    assert status == 200 and [e["content"].get("body") for e in stream["chunk"]] == ["second"], stream
+    assert stream["chunk"][0]["room_id"] == room and stream["start"] == initial["end"] and stream["end"]
+    status, quiet = await api.call("GET", "/events", token=alice, query={"from": stream["end"], "timeout": "0"})
+    assert status == 200 and quiet["chunk"] == []
+    status, body = await api.call("GET", "/events", token=alice, query={"from": "nonsense"})
+    assert status == 400 and body["errcode"] == "M_INVALID_PARAM"
+
+    status, one = await api.call("GET", f"/rooms/{room}/initialSync", token=alice)
+    assert status == 200 and one["membership"] == "join" and one["messages"]["chunk"][-1]["content"]["body"] == "second"
+    # Not a member: only world-readable rooms can be looked into.
+    status, body = await api.call("GET", f"/rooms/{room}/initialSync", token=bob)
+    assert status == 403 and body["errcode"] == "M_FORBIDDEN"
+    await api.call("PUT", f"/rooms/{room}/state/m.room.history_visibility/", {"history_visibility": "world_readable"},
+                   token=alice)
+    status, peeked = await api.call("GET", f"/rooms/{room}/initialSync", token=bob)
+    assert status == 200 and "membership" not in peeked and peeked["messages"]["chunk"], peeked
+    status, state = await api.call("GET", f"/rooms/{room}/state", token=bob)
+    assert status == 200 and any(e["type"] == "m.room.name" for e in state)
