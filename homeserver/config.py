@@ -254,6 +254,7 @@ class Config:
     serve_server_wellknown: bool = False
     enable_registration: bool = False
     enable_registration_without_verification: bool = False
+    allow_guest_access: bool = False
     registration_shared_secret: str | None = None
     registration_requires_token: bool = False
     bcrypt_rounds: int = 12

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Awaitable, Callable
 
 from aiohttp import web
@@ -21,6 +22,17 @@ def access_token(request: web.Request) -> str | None:
     return request.query.get("access_token")
 
 
+# What guests may do (Synapse's `allow_guest` servlets): read and talk in rooms, sync, their profile
+# and devices. Matched against the path after `/_matrix/client/{version}`.
+GUEST_PATHS = re.compile(
+    r"/(sync|initialSync|account/whoami|voip/turnServer|capabilities|pushrules/.*|presence/.*"
+    r"|profile/.*|user/[^/]+/(filter.*|account_data/.*|rooms/[^/]+/(account_data|tags).*)|join/.*"
+    r"|rooms/[^/]+/(send|state|messages|members|joined_members|context|event|typing|receipt|read_markers"
+    r"|initialSync|join|leave|relations|threads)(/.*)?|keys/.*|sendToDevice/.*|devices(/.*)?"
+    r"|directory/room/.*|publicRooms|user_directory/search)\Z"
+)
+
+
 async def require_user(request: web.Request) -> Requester:
     token = access_token(request)
     if not token:
@@ -29,6 +41,10 @@ async def require_user(request: web.Request) -> Requester:
         token, request.get(CLIENT_IP, request.remote or "-"), request.headers.get("User-Agent")
     )
     request[USER_ID] = requester.user_id
+    if requester.is_guest:
+        tail = request.path.split("/", 4)[4] if request.path.count("/") >= 4 else ""
+        if not GUEST_PATHS.match("/" + tail):
+            raise MatrixError(403, "M_GUEST_ACCESS_FORBIDDEN", "Guest access is not allowed here")
     return requester
 
 

@@ -77,6 +77,8 @@ class Accounts:
             raise MatrixError(400, "M_INVALID_USERNAME", "User ID cannot be empty or start with '_'")
         user_id = self.user_id_for(username)
         localpart = user_id[1:-len(self.config.server_name) - 1]
+        if localpart.isdigit():
+            raise MatrixError(400, "M_INVALID_USERNAME", "Numeric user IDs are reserved for guest users")
         if not is_valid_user_localpart(localpart):
             raise MatrixError(
                 400, "M_INVALID_USERNAME", "User ID can only contain characters a-z, 0-9, or '=_-./+'"
@@ -117,9 +119,24 @@ class Accounts:
             return False
         return row["uses_allowed"] is None or row["completed"] < row["uses_allowed"]
 
+    async def register_guest(self, body: dict[str, Any], client_ip: str) -> dict[str, Any]:
+        """`POST /register?kind=guest`: a passwordless account with a numeric localpart."""
+        if not self.config.allow_guest_access:
+            raise forbidden("Guest access is disabled")
+        self.registrations.check(client_ip)
+        display = optional_str(body, "initial_device_display_name", MAX_DISPLAY_NAME)
+        device_id = new_device_id()
+        async with self.database.pool.acquire() as conn, conn.transaction():
+            user_id = f"@{await users.next_guest_number(conn)}:{self.config.server_name}"
+            if not await users.create_user(conn, user_id, None, False, now_ms(), is_guest=True):
+                raise MatrixError(400, "M_USER_IN_USE", "User ID already taken.")
+            await devices.ensure_device(conn, user_id, device_id, display)
+            issued = await self.sessions.issue(conn, user_id, device_id, False)
+        return {"user_id": user_id, "home_server": self.config.server_name, "device_id": device_id, **issued}
+
     async def register(self, method: str, path: str, body: dict[str, Any], kind: str, client_ip: str) -> dict[str, Any]:
         if kind == "guest":
-            raise forbidden("Guest access is disabled")
+            return await self.register_guest(body, client_ip)
         if kind != "user":
             raise MatrixError(400, "M_INVALID_PARAM", "kind must be 'user' or 'guest'")
         if not self.config.enable_registration:
@@ -145,13 +162,19 @@ class Accounts:
         display = optional_str(params, "initial_device_display_name", MAX_DISPLAY_NAME)
         inhibit_login = params.get("inhibit_login", False) is True
         with_refresh = params.get("refresh_token", False) is True
-        user_id = await self.check_available(username)
+        guest = await self._guest_to_upgrade(params.get("guest_access_token"))
+        user_id = guest if guest is not None else await self.check_available(username)
         password_hash = await hash_password(password, self.config.bcrypt_rounds) if password else None
         token = completed.get("m.login.registration_token")
         async with self.database.pool.acquire() as conn, conn.transaction():
             if token is not None and not await registration_tokens.use_token(conn, token, now_ms()):
                 raise MatrixError(401, "M_FORBIDDEN", "Invalid registration token")
-            if not await users.create_user(conn, user_id, password_hash, False, now_ms()):
+            if guest is not None:
+                # A guest becomes a full account under the same user id (as Synapse), keeping its rooms.
+                if not await users.upgrade_guest(conn, user_id, password_hash):
+                    raise forbidden("Only guest accounts can be upgraded")
+                self.sessions.forget_device(user_id, None)
+            elif not await users.create_user(conn, user_id, password_hash, False, now_ms()):
                 raise MatrixError(400, "M_USER_IN_USE", "User ID already taken.")
             await profiles.set_profile_field(conn, user_id, "displayname", user_id[1:].partition(":")[0])
             result: dict[str, Any] = {"user_id": user_id, "home_server": self.config.server_name}
@@ -160,6 +183,17 @@ class Accounts:
                 result["device_id"] = device_id
                 result.update(await self.sessions.issue(conn, user_id, device_id, with_refresh))
         return result
+
+    async def _guest_to_upgrade(self, guest_token: Any) -> str | None:
+        """The guest account named by `guest_access_token`, if any (an invalid one is refused)."""
+        if guest_token is None:
+            return None
+        if not isinstance(guest_token, str):
+            raise bad_json("guest_access_token must be a string")
+        requester = await self.sessions.authenticate(guest_token, "-", None)
+        if not requester.is_guest:
+            raise forbidden("guest_access_token is not a guest's token")
+        return requester.user_id
 
     def _generated_localpart(self) -> str:
         return "u" + secrets.token_hex(6)

@@ -28,7 +28,7 @@ from homeserver.services.ratelimit import RateLimiter
 from homeserver.services.sessions import Requester
 from homeserver.storage import aliases
 from homeserver.storage import events as event_store
-from homeserver.storage import profiles
+from homeserver.storage import profiles, users
 from homeserver.storage.database import Database
 
 PRESETS = {
@@ -267,6 +267,8 @@ class Rooms:
             await self.federation.join_remote(room_id, requester.user_id, servers, content)
             return room_id
         assert room is not None
+        if requester.is_guest and not await self._guests_may_join(room):
+            raise forbidden("Guest access is not allowed in this room")
         authoriser = await self.restricted_join_authoriser(room, requester.user_id)
         if authoriser is not None:
             extra["join_authorised_via_users_server"] = authoriser
@@ -692,7 +694,27 @@ class Rooms:
         if unchanged is not None:
             return unchanged
         persisted = await self._send(room, requester.user_id, event_type, content, state_key)
+        if event_type == "m.room.guest_access" and content.get("guest_access") != "can_join":
+            await self._remove_guests(room)
         return persisted.event.event_id
+
+    async def _guests_may_join(self, room: Room) -> bool:
+        key = await self.store.key_nids([("m.room.guest_access", "")])
+        nid = await event_store.current_state_event(self.database.pool, room.room_nid, next(iter(key.values()))) \
+            if key else None
+        if nid is None:
+            return False
+        return (await self.store.events(room, [nid]))[nid].content.get("guest_access") == "can_join"
+
+    async def _remove_guests(self, room: Room) -> None:
+        """Guest access revoked: our guests leave the room (as Synapse does)."""
+        members = await event_store.members_of(self.database.pool, room.room_nid, ("join",))
+        local = [m for m in members if server_of(m) == self.config.server_name]
+        for guest in await users.guests_among(self.database.pool, local):
+            try:
+                await self._send(room, guest, "m.room.member", {"membership": "leave"}, guest)
+            except MatrixError as exc:
+                logger.info("could not remove guest %s from %s: %s", guest, room.room_id, exc.message)
 
     async def _unchanged_state(
         self, room: Room, sender: str, event_type: str, state_key: str, content: dict[str, Any]

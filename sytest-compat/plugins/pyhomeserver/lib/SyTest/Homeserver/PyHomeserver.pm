@@ -93,6 +93,7 @@ sub _config
       registration_shared_secret => "reg_secret",
       enable_registration => JSON::true,
       enable_registration_without_verification => JSON::true,
+      allow_guest_access => JSON::true,
       bcrypt_rounds => 4,
       rc_login => { address => $generous, account => $generous, failed_attempts => $generous },
       rc_registration => $generous,
