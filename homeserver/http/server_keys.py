@@ -39,6 +39,7 @@ async def _notary(request: web.Request, wanted: dict[str, int]) -> web.Response:
     return json_response({"server_keys": documents})
 
 
+@routes.get("/_matrix/key/v2/query/{server_name}/{key_id}")
 @routes.get("/_matrix/key/v2/query/{server_name}")
 async def notary_get(request: web.Request) -> web.Response:
     """Another server's keys as we know them, countersigned (server-server API, Querying Keys Through

@@ -523,8 +523,9 @@ class EndToEnd:
     async def create_backup(self, requester: Requester, body: dict[str, Any]) -> str:
         algorithm = body.get("algorithm")
         auth_data = body.get("auth_data")
-        if not isinstance(algorithm, str) or not isinstance(auth_data, dict):
-            raise bad_json("algorithm (a string) and auth_data (an object) are required")
+        # auth_data is the algorithm's business; any JSON value is kept as given (as Synapse).
+        if not isinstance(algorithm, str) or auth_data is None:
+            raise bad_json("algorithm (a string) and auth_data are required")
         return str(await e2ee.create_backup(self.database.pool, requester.user_id, algorithm, auth_data))
 
     async def backup_info(self, requester: Requester, version: str | None) -> dict[str, Any]:
@@ -537,8 +538,8 @@ class EndToEnd:
 
     async def update_backup(self, requester: Requester, version: str, body: dict[str, Any]) -> None:
         backup = await self._backup(requester.user_id, int(version) if version.isdigit() else -1)
-        if body.get("algorithm") != backup["algorithm"] or not isinstance(body.get("auth_data"), dict):
-            raise invalid_param("algorithm must stay the same and auth_data must be an object")
+        if body.get("algorithm") != backup["algorithm"] or body.get("auth_data") is None:
+            raise invalid_param("algorithm must stay the same and auth_data is required")
         if "version" in body and body["version"] != version:
             raise invalid_param("version in the body does not match")
         await e2ee.update_backup(self.database.pool, requester.user_id, backup["version"], body["auth_data"])

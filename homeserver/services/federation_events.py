@@ -27,7 +27,7 @@ from homeserver.core.power_levels import CREATE_KEY, InvalidPowerLevel, StateMap
 from homeserver.core.room_versions import RoomVersion
 from homeserver.core.server_acl import server_allowed
 from homeserver.core.signing import SignatureError
-from homeserver.errors import forbidden, invalid_param, not_found
+from homeserver.errors import MatrixError, forbidden, not_found
 from homeserver.federation.client import FederationClient, FederationError, Unreachable, encode_path
 from homeserver.federation.keyring import Keyring
 from homeserver.services.events import EventPipeline, EventStore, Room
@@ -110,7 +110,9 @@ class FederationEvents:
     async def verify_one(self, pdu: Any, version: RoomVersion) -> Event:
         result = (await self.verify([pdu], version))[0]
         if isinstance(result, str):
-            raise invalid_param(f"Invalid event: {result}")
+            if "sign" in result or "hash" in result:
+                raise forbidden(f"Invalid event: {result}")
+            raise MatrixError(400, "M_BAD_JSON", f"Invalid event: {result}")
         return result
 
     async def check_acl(self, room: Room, server: str) -> None:

@@ -344,9 +344,20 @@ class FederationMembership:
         body = {"room_version": room.version.identifier, "event": event.pdu,
                 "invite_room_state": await self.stripped_state_pdus(room)}
         try:
-            answer = await self.client.request(
-                "PUT", target, encode_path("/_matrix/federation/v2/invite", room.room_id, event.event_id), body=body
-            )
+            try:
+                answer = await self.client.request(
+                    "PUT", target, encode_path("/_matrix/federation/v2/invite", room.room_id, event.event_id),
+                    body=body,
+                )
+            except FederationError as exc:
+                if exc.status not in (400, 404) or exc.errcode not in (None, "M_UNRECOGNIZED"):
+                    raise
+                # Servers without the v2 API: the v1 form (the event itself, state in `unsigned`).
+                v1 = await self.client.request(
+                    "PUT", target, encode_path("/_matrix/federation/v1/invite", room.room_id, event.event_id),
+                    body={**event.pdu, "unsigned": {"invite_room_state": body["invite_room_state"]}},
+                )
+                answer = v1[1] if isinstance(v1, list) and len(v1) == 2 else v1
         except FederationError as exc:
             raise MatrixError(403 if exc.status < 500 else 502, "M_FORBIDDEN" if exc.status < 500 else "M_UNKNOWN",
                               f"{target} refused the invite: {exc.body.get('error', exc)}") from None

@@ -11,7 +11,8 @@ import pytest
 from nacl.signing import SigningKey
 from yarl import URL
 
-from homeserver.core.event_builder import build_event, select_auth_events
+from homeserver.core.event_builder import build_event, select_auth_events, sign_template
+from homeserver.core.room_versions import get_room_version
 from homeserver.core.events import Event
 from homeserver.core.x_matrix import authorization_header
 from homeserver.federation.client import FederationError
@@ -171,9 +172,14 @@ async def test_membership_endpoints_refuse_bad_requests(
     status, template = await _signed(
         b, a, "GET", f"/_matrix/federation/v1/make_join/{room_id}/@carol:{b.config.server_name}?ver=12")
     assert status == 200 and template["event"]["content"] == {"membership": "join"}
+    # The template as it came (unsigned, unhashed): refused as a forged event.
     status, body = await _signed(b, a, "PUT", f"/_matrix/federation/v2/send_join/{room_id}/$wrongid",
                                  template["event"])
-    assert status == 400, body
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN"), body
+    signed = sign_template(template["event"], get_room_version("12"), b.config.server_name,
+                           b.server_keys.signing_key)
+    status, body = await _signed(b, a, "PUT", f"/_matrix/federation/v2/send_join/{room_id}/$wrongid", signed.pdu)
+    assert (status, body["errcode"]) == (400, "M_BAD_JSON"), body
     # Invites for users that are not ours.
     status, body = await _signed(b, a, "PUT", f"/_matrix/federation/v2/invite/{room_id}/$x",
                                  {"room_version": "12", "event": {"type": "m.room.member"}})
