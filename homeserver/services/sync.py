@@ -290,19 +290,17 @@ class Sync:
         rows = prefetched.timelines[room.room_nid]
         limited = len(rows) > limit
         rows = list(reversed(rows[:limit]))
-        first = rows[0]["stream_ordering"] if rows else upto + 1
-        start_group = prefetched.groups.get((room.room_nid, first - 1))
-        state_at_start = await self.store.state_group(start_group) if start_group is not None else {}
-        if since is None:
-            state = state_at_start
-        elif limited:
-            since_group = prefetched.groups.get((room.room_nid, since.events))
-            before = await self.store.state_group(since_group) if since_group is not None else {}
-            state = {k: v for k, v in state_at_start.items() if before.get(k) != v}
-        else:
-            state = {}
         visible = await self.rooms.visible_rows(requester, room, rows, ignored, joined_now)
         visible = [r for r in visible if timeline_filter.allows(r["type"], r["sender"], room.room_id)]
+        # The state is what holds at the start of the timeline as returned (after filtering): state
+        # events the filter kept out of the timeline are in it (as Synapse computes it).
+        first = visible[0]["stream_ordering"] if visible else upto + 1
+        state_at_start = await self._state_at(prefetched, room, first - 1)
+        if since is None:
+            state = state_at_start
+        else:
+            before = await self._state_at(prefetched, room, since.events)
+            state = {k: v for k, v in state_at_start.items() if before.get(k) != v}
         current = await self.store.state_events(room, prefetched.current[room.room_nid])
         if state_filter.lazy_load_members or timeline_filter.lazy_load_members:
             # Members only for who speaks in the timeline (and the user themself), as of its start.
@@ -329,6 +327,15 @@ class Sync:
             "summary": summary,
             **self._unread(prefetched, room, sync_filter),
         }
+
+    async def _state_at(self, prefetched: _Prefetch, room: Room, position: int) -> dict[int, int]:
+        """The room's state after its last event at or before a stream position."""
+        key = (room.room_nid, position)
+        if key in prefetched.groups:
+            group = prefetched.groups[key]
+        else:
+            group = await event_store.state_group_at(self.database.pool, room.room_nid, position)
+        return await self.store.state_group(group) if group is not None else {}
 
     @staticmethod
     def _unread(prefetched: _Prefetch, room: Room, sync_filter: Filter) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.api.helpers import Api
@@ -126,3 +128,24 @@ async def test_filters(start_server: StartServer, http) -> None:  # noqa: ANN001
     assert other["room_id"] in with_leave["rooms"]["leave"]
     _, without = await api.call("GET", "/sync", token=bob)
     assert other["room_id"] not in without["rooms"]["leave"]
+
+
+async def test_state_filtered_out_of_the_timeline_is_in_the_state(start_server: StartServer, http) -> None:  # noqa: ANN001
+    api = Api(http, await start_server(**OPEN))
+    alice = (await api.register("alice"))["access_token"]
+    status, created = await api.call("POST", "/createRoom", {}, token=alice)
+    room = created["room_id"]
+    for key in ("changes", "stays"):
+        await api.call("PUT", f"/rooms/{room}/state/test.state/{key}", {"v": 1}, token=alice)
+    sync_filter = json.dumps({"room": {"timeline": {"types": ["filler"], "limit": 1},
+                                       "state": {"types": ["test.state"]}}})
+    status, first = await api.call("GET", "/sync", token=alice, query={"filter": sync_filter})
+    state = first["rooms"]["join"][room]["state"]["events"]
+    assert sorted(e["state_key"] for e in state) == ["changes", "stays"], state
+    await api.call("PUT", f"/rooms/{room}/state/test.state/changes", {"v": 2}, token=alice)
+    for i in range(3):
+        await api.call("PUT", f"/rooms/{room}/send/filler/{i}", {}, token=alice)
+    status, later = await api.call("GET", "/sync", token=alice, query={"filter": sync_filter,
+                                                                       "since": first["next_batch"]})
+    state = later["rooms"]["join"][room]["state"]["events"]
+    assert [(e["state_key"], e["content"]) for e in state] == [("changes", {"v": 2})], state
