@@ -49,6 +49,7 @@ class EventFilter:
     not_rooms: tuple[str, ...] = ()
     contains_url: bool | None = None
     lazy_load_members: bool = False
+    include_redundant_members: bool = False
     unread_thread_notifications: bool = False
 
     @classmethod
@@ -58,8 +59,8 @@ class EventFilter:
         if not isinstance(value, dict):
             raise bad_json(f"{key} must be an object")
         limit = value.get("limit", default_limit)
-        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
-            raise bad_json(f"{key}.limit must be a positive integer")
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+            raise bad_json(f"{key}.limit must be a non-negative integer")
         contains_url = value.get("contains_url")
         if contains_url is not None and not isinstance(contains_url, bool):
             raise bad_json(f"{key}.contains_url must be a boolean")
@@ -73,6 +74,9 @@ class EventFilter:
             not_rooms=_strings(value.get("not_rooms"), f"{key}.not_rooms") or (),
             contains_url=contains_url,
             lazy_load_members=_bool(value.get("lazy_load_members"), f"{key}.lazy_load_members", False),
+            include_redundant_members=_bool(
+                value.get("include_redundant_members"), f"{key}.include_redundant_members", False
+            ),
             unread_thread_notifications=_bool(
                 value.get("unread_thread_notifications"), f"{key}.unread_thread_notifications", False
             ),

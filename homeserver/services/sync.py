@@ -261,13 +261,15 @@ class Sync:
         if not rooms:
             return _Prefetch({}, {}, {})
         pool = self.database.pool
+        timeline_filter = sync_filter.room.timeline
+        limit = DEFAULT_TIMELINE_LIMIT if timeline_filter.limit is None else timeline_filter.limit
         timelines = await event_store.timelines(
-            pool, [(room.room_nid, since.events if since else -1) for room, since in rooms], upto,
-            (sync_filter.room.timeline.limit or DEFAULT_TIMELINE_LIMIT) + 1,
+            pool, [(room.room_nid, since.events if since else -1) for room, since in rooms], upto, limit + 1,
+            types=timeline_filter.types, not_types=timeline_filter.not_types,
         )
         positions = []
         for room, since in rooms:
-            rows = timelines[room.room_nid][: sync_filter.room.timeline.limit or DEFAULT_TIMELINE_LIMIT]
+            rows = timelines[room.room_nid][:limit]
             positions.append((room.room_nid, (rows[-1]["stream_ordering"] if rows else upto + 1) - 1))
             if since is not None:
                 positions.append((room.room_nid, since.events))
@@ -286,7 +288,7 @@ class Sync:
         if prefetched is None:
             prefetched = await self._prefetch([(room, since)], upto, sync_filter)
         timeline_filter, state_filter = sync_filter.room.timeline, sync_filter.room.state
-        limit = timeline_filter.limit or DEFAULT_TIMELINE_LIMIT
+        limit = DEFAULT_TIMELINE_LIMIT if timeline_filter.limit is None else timeline_filter.limit
         rows = prefetched.timelines[room.room_nid]
         limited = len(rows) > limit
         rows = list(reversed(rows[:limit]))

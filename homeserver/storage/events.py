@@ -390,17 +390,27 @@ async def users_sharing_rooms(conn: Executor, user_id: str) -> set[str]:
     return {r["user_id"] for r in rows} | {user_id}
 
 
+def _like(patterns: Iterable[str]) -> list[str]:
+    """Filter globs (`*`) as LIKE patterns."""
+    return [p.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_").replace("*", "%") for p in patterns]
+
+
 async def timelines(
-    conn: Executor, rooms: list[tuple[int, int]], upto: int, limit: int
+    conn: Executor, rooms: list[tuple[int, int]], upto: int, limit: int,
+    types: Iterable[str] | None = None, not_types: Iterable[str] = (),
 ) -> dict[int, list[dict[str, Any]]]:
-    """For each (room_nid, after): the room's `limit` newest events with after < position <= upto."""
+    """For each (room_nid, after): the room's `limit` newest events with after < position <= upto
+    (of the given types, none of `not_types`: filters count before the limit, as Synapse's do)."""
     columns = ", ".join("e." + c.strip() for c in EVENT_COLUMNS.split(","))
     rows = await conn.fetch(
         f"SELECT * FROM (SELECT {columns}, row_number() OVER (PARTITION BY e.room_nid ORDER BY e.stream_ordering DESC) "
         "AS position_in_room FROM events e JOIN unnest($1::bigint[], $2::bigint[]) AS r(room_nid, after) "
         "ON e.room_nid = r.room_nid WHERE e.stream_ordering > r.after AND e.stream_ordering <= $3 "
-        "AND e.rejected_reason IS NULL) ranked WHERE position_in_room <= $4 ORDER BY room_nid, stream_ordering DESC",
+        "AND e.rejected_reason IS NULL AND ($5::text[] IS NULL OR e.type LIKE ANY($5::text[])) "
+        "AND NOT (e.type LIKE ANY($6::text[]))) ranked "
+        "WHERE position_in_room <= $4 ORDER BY room_nid, stream_ordering DESC",
         [r[0] for r in rooms], [r[1] for r in rooms], upto, limit,
+        _like(types) if types is not None else None, _like(not_types),
     )
     found: dict[int, list[dict[str, Any]]] = {r[0]: [] for r in rooms}
     for row in rows:

@@ -218,9 +218,21 @@ async def test_sync_filters_and_bad_input(api: Api) -> None:
     assert len(synced["rooms"]["join"][made["room_id"]]["timeline"]["events"]) == 2
     _, inline = await api.call("GET", "/sync", token=alice, query={"filter": '{"room":{"timeline":{"limit":1}}}'})
     assert len(inline["rooms"]["join"][made["room_id"]]["timeline"]["events"]) == 1
+    # A limit of 0: no timeline, the state in full; type filters count before the limit.
+    _, empty = await api.call("GET", "/sync", token=alice, query={"filter": '{"room":{"timeline":{"limit":0}}}'})
+    room_sync = empty["rooms"]["join"][made["room_id"]]
+    assert room_sync["timeline"]["events"] == [] and room_sync["timeline"]["limited"] is True
+    assert any(e["type"] == "m.room.create" for e in room_sync["state"]["events"])
+    await api.call("PUT", f"/rooms/{made['room_id']}/send/m.room.message/f1", {"msgtype": "m.text", "body": "x"},
+                   token=alice)
+    _, typed = await api.call("GET", "/sync", token=alice,
+                              query={"filter": '{"room":{"timeline":{"limit":1,"types":["m.room.create"]}}}'})
+    assert [e["type"] for e in typed["rooms"]["join"][made["room_id"]]["timeline"]["events"]] == ["m.room.create"]
     for query, errcode in (({"since": "bogus"}, "M_INVALID_PARAM"), ({"timeout": "-1"}, "M_INVALID_PARAM"),
                            ({"filter": "{nope"}, "M_BAD_JSON"), ({"filter": "999"}, "M_INVALID_PARAM"),
-                           ({"filter": '{"room":{"timeline":{"limit":0}}}'}, "M_BAD_JSON")):
+                           ({"filter": '{"room":{"timeline":{"limit":-1}}}'}, "M_BAD_JSON"),
+                           ({"filter": '{"room":{"state":{"lazy_load_members":"true"}}}'}, "M_BAD_JSON"),
+                           ({"filter": '{"room":{"state":{"include_redundant_members":1}}}'}, "M_BAD_JSON")):
         status, body = await api.call("GET", "/sync", token=alice, query=query)
         assert (status, body["errcode"]) == (400, errcode), query
     status, body = await api.call("POST", "/user/@bob:test.local/filter", {}, token=alice)
