@@ -95,6 +95,7 @@ class HomeServer:
         self.federation_client = FederationClient(config, server_keys.signing_key)
         self.directory = Directory(config, database, self.event_store, self.federation_client)
         self.rooms.directory = self.directory
+        self.directory.on_alias_deleted = self.rooms.alias_deleted
         self.e2ee = EndToEnd(config, database, self.notifier, self.accounts.reauthenticate)
         self.accounts.on_devices_deleted = self.e2ee.device_deleted
         self.dehydrated_devices = DehydratedDevices(database, self.e2ee)

@@ -30,7 +30,7 @@ async def join(request: web.Request) -> web.Response:
     return json_response({"room_id": room_id})
 
 
-def _membership_handler(membership: str, needs_target: bool):  # noqa: ANN202
+def _membership_handler(membership: str, needs_target: bool, action: str | None = None):  # noqa: ANN202
     async def handler(request: web.Request) -> web.Response:
         requester = await require_user(request)
         body = await json_body(request) if request.can_read_body else {}
@@ -40,7 +40,7 @@ def _membership_handler(membership: str, needs_target: bool):  # noqa: ANN202
             if not isinstance(target, str):
                 raise missing_param("user_id is required")
         await request.app[HOMESERVER].rooms.change_membership(
-            requester, request.match_info["room"], target, membership, body
+            requester, request.match_info["room"], target, membership, body, action or membership
         )
         return json_response({})
 
@@ -191,9 +191,9 @@ add_client_route(routes, "POST", "/join/{room}", join)
 add_client_route(routes, "POST", "/rooms/{room}/join", join)
 add_client_route(routes, "POST", "/rooms/{room}/invite", _membership_handler("invite", True))
 add_client_route(routes, "POST", "/rooms/{room}/leave", _membership_handler("leave", False))
-add_client_route(routes, "POST", "/rooms/{room}/kick", _membership_handler("leave", True))
+add_client_route(routes, "POST", "/rooms/{room}/kick", _membership_handler("leave", True, "kick"))
 add_client_route(routes, "POST", "/rooms/{room}/ban", _membership_handler("ban", True))
-add_client_route(routes, "POST", "/rooms/{room}/unban", _membership_handler("leave", True))
+add_client_route(routes, "POST", "/rooms/{room}/unban", _membership_handler("leave", True, "unban"))
 add_client_route(routes, "POST", "/rooms/{room}/forget", forget)
 add_client_route(routes, "POST", "/knock/{room}", knock)
 add_client_route(routes, "POST", "/rooms/{room}/upgrade", upgrade)

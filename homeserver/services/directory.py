@@ -13,7 +13,7 @@ import hmac
 import re
 import secrets
 import time
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from homeserver.config import Config
 from homeserver.core.ids import server_of
@@ -39,6 +39,8 @@ class Directory:
         self.database = database
         self.store = store
         self.federation_client = federation_client
+        self.on_alias_deleted: Callable[[Requester, str, str], Awaitable[None]] | None = None
+        """Takes a deleted alias out of the room's canonical alias event; set by the server."""
 
     # --- aliases ----------------------------------------------------------------------------
 
@@ -99,11 +101,13 @@ class Directory:
         creator = await aliases.alias_creator(self.database.pool, alias)
         if creator is None:
             raise not_found(f"Room alias {alias} not found")
+        room_id = await aliases.resolve_alias(self.database.pool, alias)
         if creator != requester.user_id and not await self._is_admin(requester.user_id):
-            room_id = await aliases.resolve_alias(self.database.pool, alias)
             if not room_id or not await self._can_edit(requester.user_id, room_id):
                 raise forbidden("You may not delete this alias")
         await aliases.delete_alias(self.database.pool, alias)
+        if room_id and self.on_alias_deleted is not None:
+            await self.on_alias_deleted(requester, room_id, alias)
 
     async def room_aliases(self, requester: Requester, room_id: str) -> list[str]:
         room = await self.store.require_room(room_id)

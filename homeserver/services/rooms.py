@@ -369,12 +369,20 @@ class Rooms:
         return new.room_id
 
     async def change_membership(
-        self, requester: Requester, room_id: str, target: str, membership: str, body: dict[str, Any]
+        self, requester: Requester, room_id: str, target: str, membership: str, body: dict[str, Any],
+        action: str = "",
     ) -> None:
-        """invite, leave (and kick), ban, unban."""
+        """invite, leave, kick, ban, unban (`action` names which, for the checks the auth rules
+        leave to the server: only members can be kicked, only banned users unbanned, as Synapse)."""
         room = await self.store.require_room(room_id)
         if not is_valid_user_id(target):
             raise invalid_param(f"{target!r} is not a user id")
+        if action in ("kick", "unban"):
+            current = await self._membership(room, target)
+            if action == "kick" and current not in ("join", "invite", "knock"):
+                raise forbidden("The target user is not in the room")
+            if action == "unban" and current != "ban":
+                raise forbidden("The target user is not banned")
         extra = {"reason": body["reason"]} if isinstance(body.get("reason"), str) else {}
         if membership == "invite" and body.get("is_direct") is True:
             extra["is_direct"] = True
@@ -637,8 +645,10 @@ class Rooms:
         """Redact an event: the sender's own, or anyone's with the redact power level."""
         async def send(room: Room) -> Persisted:
             target = await event_store.event_by_id(self.database.pool, event_id)
-            if target is None or target["room_nid"] != room.room_nid:
+            if target is None:
                 raise not_found("Unknown event")
+            if target["room_nid"] != room.room_nid:
+                raise invalid_param("The event belongs to another room")
             if target["sender"] != requester.user_id:
                 state = await self.store.state_events(
                     room, await event_store.current_state(self.database.pool, room.room_nid)
@@ -697,6 +707,29 @@ class Rooms:
         if event_type == "m.room.guest_access" and content.get("guest_access") != "can_join":
             await self._remove_guests(room)
         return persisted.event.event_id
+
+    async def alias_deleted(self, requester: Requester, room_id: str, alias: str) -> None:
+        """A deleted alias leaves the room's `m.room.canonical_alias` (as Synapse does), when the
+        deleting user may change it."""
+        room = await self.store.room(room_id)
+        key = await self.store.key_nids([("m.room.canonical_alias", "")])
+        if room is None or not key:
+            return
+        nid = await event_store.current_state_event(self.database.pool, room.room_nid, next(iter(key.values())))
+        if nid is None:
+            return
+        content = dict((await self.store.events(room, [nid]))[nid].content)
+        alt = content.get("alt_aliases")
+        if content.get("alias") != alias and not (isinstance(alt, list) and alias in alt):
+            return
+        if content.get("alias") == alias:
+            content.pop("alias")
+        if isinstance(alt, list):
+            content["alt_aliases"] = [a for a in alt if a != alias]
+        try:
+            await self._send(room, requester.user_id, "m.room.canonical_alias", content, "")
+        except MatrixError as exc:
+            logger.info("alias %s deleted but left in %s's canonical alias: %s", alias, room_id, exc.message)
 
     async def _guests_may_join(self, room: Room) -> bool:
         key = await self.store.key_nids([("m.room.guest_access", "")])

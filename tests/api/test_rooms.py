@@ -399,3 +399,30 @@ async def test_repeated_state_and_join_make_no_new_event(api: Api) -> None:
     assert status == 200
     _, after = await api.call("GET", f"/rooms/{room}/messages", token=alice, query={"dir": "b", "limit": "50"})
     assert len(after["chunk"]) == len(before["chunk"])
+
+
+async def test_kick_unban_and_redaction_checks_and_alias_cleanup(api: Api) -> None:
+    alice, bob = await users(api, "alice", "bob")
+    status, created = await api.call("POST", "/createRoom", {"preset": "public_chat", "room_alias_name": "gone"},
+                                     token=alice)
+    room = created["room_id"]
+    status, body = await api.call("POST", f"/rooms/{room}/kick", {"user_id": "@bob:test.local"}, token=alice)
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")  # not in the room
+    status, body = await api.call("POST", f"/rooms/{room}/unban", {"user_id": "@bob:test.local"}, token=alice)
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")  # not banned
+    await api.call("POST", f"/rooms/{room}/ban", {"user_id": "@bob:test.local"}, token=alice)
+    status, body = await api.call("POST", f"/rooms/{room}/kick", {"user_id": "@bob:test.local"}, token=alice)
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")  # banned: unban instead
+    status, _ = await api.call("POST", f"/rooms/{room}/unban", {"user_id": "@bob:test.local"}, token=alice)
+    assert status == 200
+
+    status, other = await api.call("POST", "/createRoom", {}, token=alice)
+    status, sent = await api.call("PUT", f"/rooms/{other['room_id']}/send/m.room.message/1",
+                                  {"msgtype": "m.text", "body": "x"}, token=alice)
+    status, body = await api.call("PUT", f"/rooms/{room}/redact/{sent['event_id']}/r1", {}, token=alice)
+    assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
+
+    status, _ = await api.call("DELETE", "/directory/room/%23gone:test.local", token=alice)
+    assert status == 200
+    status, canonical = await api.call("GET", f"/rooms/{room}/state/m.room.canonical_alias/", token=alice)
+    assert status == 200 and "alias" not in canonical, canonical
