@@ -51,7 +51,8 @@ async def search_users(
     conn: Executor, searcher: str, term: str, search_all: bool, limit: int
 ) -> list[dict[str, Any]]:
     """Local users matching `term` by user id or display name whom the searcher may find: those
-    sharing a room with them or in a public room (or everyone, with `search_all`); best matches first."""
+    sharing a room with them (themselves included, once in a room) or in a public room (or everyone,
+    with `search_all`); best matches first."""
     pattern = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     rows = await conn.fetch(
         """
@@ -59,7 +60,7 @@ async def search_users(
                (lower(coalesce(p.displayname, '')) LIKE lower($2) || '%' OR lower(u.user_id) LIKE '@' || lower($2) || '%')
                    AS prefix
         FROM users u LEFT JOIN profiles p USING (user_id)
-        WHERE NOT u.deactivated AND u.user_id <> $1
+        WHERE NOT u.deactivated
           AND (u.user_id ILIKE $3 OR p.displayname ILIKE $3)
           AND ($4 OR EXISTS (
                 SELECT 1 FROM room_memberships theirs
