@@ -52,8 +52,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def client_paths(path: str) -> list[str]:
-    """The stable (v3) and legacy (r0) forms of a client-server path."""
-    return [f"/_matrix/client/v3{path}", f"/_matrix/client/r0{path}"]
+    """The stable (v3), legacy (r0) and `unstable` forms of a client-server path (Synapse serves all
+    three; older clients and SyTest use them)."""
+    return [f"/_matrix/client/v3{path}", f"/_matrix/client/r0{path}", f"/_matrix/client/unstable{path}"]
 
 
 def add_client_route(routes: web.RouteTableDef, method: str, path: str, handler: Handler) -> None:

@@ -341,8 +341,15 @@ class Rooms:
         if not version.implicit_room_creator:
             creation["creator"] = user_id
         new_room_id = None
+        tombstone = None
         if not version.room_id_from_create_event:
             new_room_id = "!" + "".join(secrets.choice(string.ascii_letters) for _ in range(18)) + ":" + self.config.server_name
+            # The new room's id is known first: the tombstone goes out first and the new room's
+            # create event names it (`predecessor.event_id`, as Synapse). A v12 room's id depends
+            # on its create event, so there the tombstone follows and is not named.
+            tombstone = await self._send(old, user_id, "m.room.tombstone",
+                                         {"body": "This room has been replaced", "replacement_room": new_room_id}, "")
+            creation["predecessor"]["event_id"] = tombstone.event.event_id
         old_levels = state.get(("m.room.power_levels", ""))
         levels = copy.deepcopy(old_levels.content) if old_levels else {}
         users = dict(levels.get("users", {}))
@@ -358,9 +365,13 @@ class Rooms:
         ]
         specs.extend(EventSpec(event_type, copy.deepcopy(state[(event_type, "")].content), "")
                      for event_type in UPGRADE_COPIED_STATE if (event_type, "") in state)
+        if ("m.room.guest_access", "") not in state:
+            # Synapse builds the new room on the private-chat preset, whose guest access is on.
+            specs.append(EventSpec("m.room.guest_access", {"guest_access": "can_join"}, ""))
         new = (await self.pipeline.create_room_events(version, user_id, new_room_id, specs))[0].room
-        await self._send(old, user_id, "m.room.tombstone",
-                         {"body": "This room has been replaced", "replacement_room": new.room_id}, "")
+        if tombstone is None:
+            await self._send(old, user_id, "m.room.tombstone",
+                             {"body": "This room has been replaced", "replacement_room": new.room_id}, "")
         restricted = copy.deepcopy(old_levels.content) if old_levels else {}
         floor = max(50, int(restricted.get("users_default", 0)) + 1)
         restricted["events_default"] = max(int(restricted.get("events_default", 0)), floor)

@@ -69,3 +69,21 @@ async def test_upgrade(start_server: StartServer, http) -> None:  # noqa: ANN001
     status, body = await api.call("PUT", f"/rooms/{old}/send/m.room.message/x", {"body": "still here?"}, token=bob)
     assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
     assert (await api.call("POST", f"/rooms/{new}/join", {}, token=bob))[0] == 200
+
+
+async def test_upgrade_to_a_version_with_server_room_ids_names_the_tombstone(
+    start_server: StartServer, http  # noqa: ANN001
+) -> None:
+    api = Api(http, await start_server(**OPEN))
+    alice = (await api.register("alice"))["access_token"]
+    _, created = await api.call("POST", "/createRoom", {"preset": "public_chat", "room_version": "10"}, token=alice)
+    old = created["room_id"]
+    status, body = await api.call("POST", f"/rooms/{old}/upgrade", {"new_version": "11"}, token=alice)
+    assert status == 200
+    new = body["replacement_room"]
+    _, tombstone = await api.call("GET", f"/rooms/{old}/state/m.room.tombstone/", token=alice,
+                                  query={"format": "event"})
+    _, create = await api.call("GET", f"/rooms/{new}/state/m.room.create/", token=alice)
+    assert create["predecessor"] == {"room_id": old, "event_id": tombstone["event_id"]}
+    _, guest = await api.call("GET", f"/rooms/{new}/state/m.room.guest_access/", token=alice)
+    assert guest == {"guest_access": "can_join"}
