@@ -100,7 +100,7 @@ class HomeServer:
         self.accounts.on_devices_deleted = self.e2ee.device_deleted
         self.dehydrated_devices = DehydratedDevices(database, self.e2ee)
         self.sync = Sync(database, self.event_store, self.pipeline, self.notifier, self.typing, self.receipts,
-                         self.rooms, self.presence, self.push)
+                         self.rooms, self.presence, self.push, self.e2ee)
         self.keyring = Keyring(database, self.federation_client, server_keys.server_name, server_keys.key_id,
                                server_keys.signing_key.verify_key, server_keys.key_document)
         self.federation_sender = FederationSender(config, database, self.federation_client)

@@ -32,16 +32,17 @@ async def key_changes(request: web.Request) -> web.Response:
     requester = await require_user(request)
     if "from" not in request.query or "to" not in request.query:
         raise missing_param("from and to are required")
-    since, upto = (_device_position(request.query[k]) for k in ("from", "to"))
-    return json_response(await request.app[HOMESERVER].e2ee.changes(requester, since, upto))
+    (since, since_events), (upto, upto_events) = (_positions(request.query[k]) for k in ("from", "to"))
+    return json_response(await request.app[HOMESERVER].e2ee.changes(requester, since, upto, since_events, upto_events))
 
 
-def _device_position(token: str) -> int:
-    """The device-list position of a sync token (its sixth part), or a plain position."""
+def _positions(token: str) -> tuple[int, int | None]:
+    """The device-list and events positions of a sync token (its sixth and first parts), or a
+    plain device-list position."""
     parts = token[1:].split("_") if token.startswith("s") else []
-    if len(parts) == 7 and parts[5].isdigit():
-        return int(parts[5])
-    return parse_position(token)
+    if len(parts) == 7 and parts[5].isdigit() and parts[0].isdigit():
+        return int(parts[5]), int(parts[0])
+    return parse_position(token), None
 
 
 async def send_to_device(request: web.Request) -> web.Response:

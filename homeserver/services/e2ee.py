@@ -349,10 +349,28 @@ class EndToEnd:
             await e2ee.add_to_device(conn, batch)
         self.notifier.notify(recipients)
 
-    async def changes(self, requester: Requester, since: int, upto: int) -> dict[str, Any]:
+    async def changes(
+        self, requester: Requester, since: int, upto: int, since_events: int | None = None,
+        upto_events: int | None = None,
+    ) -> dict[str, Any]:
+        """Users whose keys changed, and (with events positions) users who newly share a room
+        with the requester (changed) or no longer share one (left)."""
         sharers = await event_store.users_sharing_rooms(self.database.pool, requester.user_id)
         changed = await e2ee.device_list_changes_since(self.database.pool, sorted(sharers), since, upto)
-        return {"changed": sorted(changed), "left": []}
+        left: set[str] = set()
+        if since_events is not None and upto_events is not None:
+            newly, left = await self.sharing_changes(requester.user_id, sharers, since_events, upto_events)
+            changed |= newly
+        return {"changed": sorted(changed), "left": sorted(left)}
+
+    async def sharing_changes(
+        self, user_id: str, sharers: set[str], since_events: int, upto_events: int
+    ) -> tuple[set[str], set[str]]:
+        """(users who came to share a room with `user_id`, users who no longer share any) between
+        two events positions: both must look at their device lists anew."""
+        moved = await event_store.membership_changes_around(self.database.pool, user_id, since_events, upto_events)
+        moved.discard(user_id)
+        return moved & sharers, moved - sharers
 
     async def device_deleted(self, user_id: str, device_ids: list[str] | None) -> None:
         async with self.database.stream_lock("device_lists"), self.database.pool.acquire() as conn, conn.transaction():

@@ -25,6 +25,8 @@ NOTHING = orjson.dumps({
     "account_data": {"types": []},
 }).decode()
 DEFAULT_INITIAL_LIMIT = 10
+# The event stream hands out everything since its token (no gap), up to the sync maximum per room.
+EVENTS_FILTER = orjson.dumps({"room": {"timeline": {"limit": 1000}}}).decode()
 
 
 def _with_room(events: list[dict[str, Any]], room_id: str) -> list[dict[str, Any]]:
@@ -43,12 +45,13 @@ class LegacySync:
     async def events(self, requester: Requester, from_token: str | None, timeout_ms: int) -> dict[str, Any]:
         """`GET /events`: what happened after `from` (or from now), long-polling up to `timeout`."""
         start = from_token or await self._now(requester)
-        result = await self.sync.sync(requester, start, timeout_ms, False, None)
-        chunk: list[dict[str, Any]] = []
+        result = await self.sync.sync(requester, start, timeout_ms, False, EVENTS_FILTER)
+        chunk: list[dict[str, Any]] = list(result.get("account_data", {}).get("events", []))
         rooms = result.get("rooms", {})
         for room_id, room in rooms.get("join", {}).items():
             chunk += _with_room(room.get("timeline", {}).get("events", []), room_id)
             chunk += _with_room(room.get("ephemeral", {}).get("events", []), room_id)
+            chunk += _with_room(room.get("account_data", {}).get("events", []), room_id)
         for room_id, room in rooms.get("invite", {}).items():
             chunk += _with_room([e for e in room.get("invite_state", {}).get("events", [])
                                  if e.get("type") == "m.room.member" and e.get("state_key") == requester.user_id],
@@ -65,6 +68,7 @@ class LegacySync:
         result = await self.sync.sync(requester, None, 0, False, raw_filter)
         end = result["next_batch"]
         rooms_out: list[dict[str, Any]] = []
+        receipts: list[dict[str, Any]] = []
         rooms = result.get("rooms", {})
         for membership, section in (("join", "join"), ("leave", "leave")):
             for room_id, room in rooms.get(section, {}).items():
@@ -78,6 +82,8 @@ class LegacySync:
                     "account_data": room.get("account_data", {}).get("events", []),
                 }
                 rooms_out.append(entry)
+                receipts += _with_room([e for e in room.get("ephemeral", {}).get("events", [])
+                                        if e.get("type") == "m.receipt"], room_id)
         for room_id, room in rooms.get("invite", {}).items():
             invite = [e for e in room.get("invite_state", {}).get("events", [])
                       if e.get("type") == "m.room.member" and e.get("state_key") == requester.user_id]
@@ -85,9 +91,11 @@ class LegacySync:
                      "invite": {**invite[-1], "room_id": room_id} if invite else {}}
             rooms_out.append(entry)
         return {
-            "end": end, "rooms": rooms_out,
+            "end": end, "rooms": rooms_out, "receipts": receipts,
             "presence": result.get("presence", {}).get("events", []),
-            "account_data": result.get("account_data", {}).get("events", []),
+            # Push rules are sync's view of them, not account data the user stored (as Synapse).
+            "account_data": [e for e in result.get("account_data", {}).get("events", [])
+                             if e.get("type") != "m.push_rules"],
         }
 
     async def _state(self, requester: Requester, room_id: str) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from homeserver.errors import bad_json, invalid_param, not_found
+from homeserver.services.e2ee import EndToEnd
 from homeserver.services.ephemeral import Receipts, Typing
 from homeserver.services.events import EventPipeline, EventStore, Room
 from homeserver.services.filters import DEFAULT_TIMELINE_LIMIT, Filter
@@ -73,8 +74,9 @@ class SyncToken:
 class Sync:
     def __init__(
         self, database: Database, store: EventStore, pipeline: EventPipeline, notifier: Notifier,
-        typing: Typing, receipts: Receipts, rooms: Rooms, presence: Presence, push: Push,
+        typing: Typing, receipts: Receipts, rooms: Rooms, presence: Presence, push: Push, e2ee: EndToEnd,
     ) -> None:
+        self.e2ee = e2ee
         self.push = push
         self.rooms = rooms
         self.presence = presence
@@ -234,19 +236,23 @@ class Sync:
         if to_device:
             now = replace(now, to_device=to_device[-1][0])
         device_changes: list[str] = []
+        device_left: list[str] = []
         if since is not None:
             sharers = await event_store.users_sharing_rooms(pool, user_id)
-            device_changes = sorted(await e2ee_store.device_list_changes_since(
+            changed_keys = await e2ee_store.device_list_changes_since(
                 pool, sorted(sharers), since.device_lists, now.device_lists
-            ))
-        changed = bool(joined or invited or left or knocked or global_data or presence or to_device or device_changes)
+            )
+            newly, gone = await self.e2ee.sharing_changes(user_id, sharers, since.events, now.events)
+            device_changes, device_left = sorted(changed_keys | newly), sorted(gone)
+        changed = bool(joined or invited or left or knocked or global_data or presence or to_device or device_changes
+                       or device_left)
         response = {
             "next_batch": str(now),
             "rooms": {"join": joined, "invite": invited, "leave": left, "knock": knocked},
             "account_data": {"events": global_data},
             "presence": {"events": presence},
             "to_device": {"events": [message for _stream, message in to_device]},
-            "device_lists": {"changed": device_changes, "left": []},
+            "device_lists": {"changed": device_changes, "left": device_left},
             "device_one_time_keys_count": {
                 "signed_curve25519": 0, **await e2ee_store.count_one_time_keys(pool, user_id, requester.device_id)
             },

@@ -78,6 +78,5 @@ class UserInteractiveAuth:
         if failure is not None and failure.status == 429:
             raise failure
         body = {"flows": [{"stages": flow} for flow in flows], "params": params or {}, "session": session_id}
-        if completed:
-            body["completed"] = sorted(completed)
+        body["completed"] = sorted(completed)
         raise InteractiveAuthRequired(body, failure)

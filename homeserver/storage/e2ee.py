@@ -34,8 +34,9 @@ async def get_device_keys(conn: Executor, user_ids: list[str]) -> dict[str, dict
     found: dict[str, dict[str, Any]] = {}
     for row in rows:
         keys = _loads(row["key_json"])
+        unsigned = keys.setdefault("unsigned", {})
         if row["display_name"] is not None:
-            keys.setdefault("unsigned", {})["device_display_name"] = row["display_name"]
+            unsigned["device_display_name"] = row["display_name"]
         found.setdefault(row["user_id"], {})[row["device_id"]] = keys
     return found
 

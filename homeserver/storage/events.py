@@ -379,6 +379,19 @@ async def thread_roots(
     return [dict(r) for r in rows]
 
 
+async def membership_changes_around(conn: Executor, user_id: str, since: int, upto: int) -> set[str]:
+    """Users whose membership changed between two positions in a room `user_id` is in (or was in,
+    when their own membership changed then)."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT other.user_id FROM room_memberships mine "
+        "JOIN room_memberships other ON other.room_nid = mine.room_nid "
+        "WHERE mine.user_id = $1 AND ((other.stream_ordering > $2 AND other.stream_ordering <= $3 "
+        "AND mine.membership = 'join') OR (mine.stream_ordering > $2 AND mine.stream_ordering <= $3))",
+        user_id, since, upto,
+    )
+    return {r["user_id"] for r in rows}
+
+
 async def users_sharing_rooms(conn: Executor, user_id: str) -> set[str]:
     """Everyone joined to a room `user_id` is joined to (themself included)."""
     rows = await conn.fetch(

@@ -284,3 +284,21 @@ async def test_dehydrated_devices(setup) -> None:  # noqa: ANN001
     assert (await api.call("GET", DEHYDRATED, token=bob.token))[0] == 404
     _, devices = await api.call("GET", "/devices", token=bob.token)
     assert [d["device_id"] for d in devices["devices"]] == [bob.device_id]
+
+
+async def test_new_and_former_room_sharers_in_device_lists(setup) -> None:  # noqa: ANN001
+    api, alice, _bob = setup
+    carol = await api.register("carol")
+    carol_id, carol_token = carol["user_id"], carol["access_token"]
+    _, created = await api.call("POST", "/createRoom", {"preset": "public_chat"}, token=alice.token)
+    room = created["room_id"]
+    _, first = await api.call("GET", "/sync", token=alice.token)
+    await api.call("POST", f"/join/{room}", {}, token=carol_token)
+    _, joined = await api.call("GET", "/sync", token=alice.token, query={"since": first["next_batch"]})
+    assert carol_id in joined["device_lists"]["changed"]
+    _, changes = await api.call("GET", "/keys/changes", token=alice.token,
+                                query={"from": first["next_batch"], "to": joined["next_batch"]})
+    assert carol_id in changes["changed"]
+    await api.call("POST", f"/rooms/{room}/leave", {}, token=carol_token)
+    _, gone = await api.call("GET", "/sync", token=alice.token, query={"since": joined["next_batch"]})
+    assert carol_id in gone["device_lists"]["left"] and carol_id not in gone["device_lists"]["changed"]
