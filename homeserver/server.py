@@ -98,6 +98,7 @@ class HomeServer:
         self.directory.on_alias_deleted = self.rooms.alias_deleted
         self.e2ee = EndToEnd(config, database, self.notifier, self.accounts.reauthenticate)
         self.accounts.on_devices_deleted = self.e2ee.device_deleted
+        self.accounts.on_device_changed = self.e2ee.device_changed
         self.dehydrated_devices = DehydratedDevices(database, self.e2ee)
         self.sync = Sync(database, self.event_store, self.pipeline, self.notifier, self.typing, self.receipts,
                          self.rooms, self.presence, self.push, self.e2ee)

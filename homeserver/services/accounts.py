@@ -55,6 +55,8 @@ class Accounts:
         self.on_deactivate: Callable[[str], Awaitable[None]] | None = None
         """Leaves every room; set by the server once the rooms service exists."""
         self.on_devices_deleted: Callable[[str, list[str] | None], Awaitable[None]] | None = None
+        self.on_device_changed: Callable[[str, str], Awaitable[None]] | None = None
+        """Told of a new or renamed device (device lists of users sharing a room change)."""
         """Drops the devices' keys and messages (None: all of the user's); set by the server."""
 
     # --- user ids ------------------------------------------------------------------
@@ -266,7 +268,12 @@ class Accounts:
             await devices.ensure_device(conn, user_id, device_id, display)
             issued = await self.sessions.issue(conn, user_id, device_id, with_refresh)
         self.sessions.forget_device(user_id, device_id, keep=None)
+        await self._device_changed(user_id, device_id)
         return {"user_id": user_id, "device_id": device_id, "home_server": self.config.server_name, **issued}
+
+    async def _device_changed(self, user_id: str, device_id: str) -> None:
+        if self.on_device_changed is not None:
+            await self.on_device_changed(user_id, device_id)
 
     async def _devices_deleted(self, user_id: str, device_ids: list[str] | None) -> None:
         if self.on_devices_deleted is not None:
@@ -380,6 +387,7 @@ class Accounts:
         name = optional_str(body, "display_name", MAX_DISPLAY_NAME)
         if not await devices.set_display_name(self.database.pool, requester.user_id, device_id, name):
             raise not_found("Device not found")
+        await self._device_changed(requester.user_id, device_id)
 
     async def delete_devices(
         self, requester: Requester, device_ids: list[str] | None, method: str, path: str, body: dict[str, Any]

@@ -97,8 +97,9 @@ class EndToEnd:
         if device_id is not None:
             prev = await e2ee.previous_device_list_change(conn, user_id, stream_id)
             keys = (await e2ee.get_device_keys(conn, [user_id])).get(user_id, {}).get(device_id)
+            exists = await device_store.get_device(conn, user_id, device_id) is not None
             content: dict[str, Any] = {"user_id": user_id, "device_id": device_id, "stream_id": stream_id,
-                                       "prev_id": [prev] if prev is not None else [], "deleted": keys is None}
+                                       "prev_id": [prev] if prev is not None else [], "deleted": not exists}
             if keys is not None:
                 keys = dict(keys)
                 display_name = keys.get("unsigned", {}).get("device_display_name")
@@ -371,6 +372,12 @@ class EndToEnd:
         moved = await event_store.membership_changes_around(self.database.pool, user_id, since_events, upto_events)
         moved.discard(user_id)
         return moved & sharers, moved - sharers
+
+    async def device_changed(self, user_id: str, device_id: str) -> None:
+        """A new login or a renamed device: users sharing a room look at the device list again."""
+        async with self.database.stream_lock("device_lists"), self.database.pool.acquire() as conn, conn.transaction():
+            await self.mark_changed(conn, user_id, device_id)
+        await self.wake_sharers(user_id)
 
     async def device_deleted(self, user_id: str, device_ids: list[str] | None) -> None:
         async with self.database.stream_lock("device_lists"), self.database.pool.acquire() as conn, conn.transaction():
