@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from homeserver.core.push_rules import KINDS
-from homeserver.errors import invalid_param
+from homeserver.errors import MatrixError, invalid_param
 from homeserver.http.auth import add_client_route, require_user
 from homeserver.http.json import json_body, json_response
 from homeserver.http.keys import HOMESERVER
@@ -88,7 +88,19 @@ async def set_pusher(request: web.Request) -> web.Response:
     return json_response({})
 
 
+async def incomplete_rule_path(request: web.Request) -> web.Response:
+    """A push rule path without its scope, kind or rule id (Synapse answers 400)."""
+    await require_user(request)
+    raise MatrixError(400, "M_UNRECOGNIZED", "Push rule paths are /pushrules/<scope>/<kind>/<rule_id>")
+
+
 add_client_route(routes, "GET", "/pushrules/", all_rules)
+for _method in ("GET", "PUT", "DELETE"):
+    add_client_route(routes, _method, "/pushrules/{scope}", incomplete_rule_path)
+    add_client_route(routes, _method, "/pushrules/{scope}/{kind}", incomplete_rule_path)
+for _method in ("PUT", "DELETE"):
+    add_client_route(routes, _method, "/pushrules/{scope}/", incomplete_rule_path)
+    add_client_route(routes, _method, "/pushrules/{scope}/{kind}/", incomplete_rule_path)
 add_client_route(routes, "GET", "/pushrules/{scope}/", scope_rules)
 add_client_route(routes, "GET", "/pushrules/{scope}/{kind}/", kind_rules)
 for _method in ("GET", "PUT", "DELETE"):

@@ -89,6 +89,7 @@ async def events(request: web.Request) -> web.Response:
     """The deprecated r0 event stream (old_sync.yaml)."""
     requester = await require_user(request)
     timeout = _optional_int(request, "timeout") or 0
+    _optional_int(request, "limit")  # checked as Synapse does; the stream hands out everything since `from`
     return json_response(await request.app[HOMESERVER].legacy_sync.events(
         requester, request.query.get("from"), timeout))
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterable
 
 from homeserver.core.auth_rules import AuthError, check_auth_rules
+from homeserver.core.canonical_json import CanonicalJsonError
 from homeserver.core.event_builder import build_event, select_auth_events
 from homeserver.core.event_format import MAX_PDU_SIZE
 from homeserver.core.events import Event
@@ -24,7 +25,7 @@ from homeserver.core.ids import server_of
 from homeserver.core.power_levels import CREATE_KEY
 from homeserver.core.redaction import redact
 from homeserver.core.room_versions import RoomVersion, get_room_version
-from homeserver.errors import MatrixError, forbidden, not_found
+from homeserver.errors import MatrixError, bad_json, forbidden, not_found
 from homeserver.services.server_keys import ServerKeys
 from homeserver.state import RoomGraph, resolve
 from homeserver.storage import events as event_store
@@ -306,6 +307,16 @@ class EventPipeline:
         return {keys[graph.keys[k]]: nid_of_event[graph.event_ids[e]] for k, e in resolved.items()}
 
     def _build(
+        self, version: RoomVersion, sender: str, event_type: str, content: dict[str, Any], state_key: str | None,
+        redacts: str | None, room_id: str | None, prev_events: list[Event], state_by_key: dict[Any, Event],
+    ) -> Event:
+        try:
+            return self._build_checked(version, sender, event_type, content, state_key, redacts, room_id, prev_events,
+                                       state_by_key)
+        except CanonicalJsonError as exc:
+            raise bad_json(f"Event content is not valid canonical JSON: {exc}") from None
+
+    def _build_checked(
         self, version: RoomVersion, sender: str, event_type: str, content: dict[str, Any], state_key: str | None,
         redacts: str | None, room_id: str | None, prev_events: list[Event], state_by_key: dict[Any, Event],
     ) -> Event:

@@ -472,8 +472,8 @@ class FederationEvents:
         row = await event_store.event_by_id(self.database.pool, event_id)
         if row is None or row["room_nid"] != room.room_nid:
             raise not_found("Unknown event in this room")
-        if row["state_group"] is None:
-            raise not_found("No state known at this event")
+        if row["state_group"] is None or row["rejected_reason"] is not None:
+            raise not_found("No state known at this event (an outlier or a rejected event)")
         state = await self.store.state_group(row["state_group"])
         if row["state_key"] is not None and row["rejected_reason"] is None:
             key = (await self.store.key_nids([(row["type"], row["state_key"])])).get((row["type"], row["state_key"]))

@@ -116,6 +116,8 @@ class FederationMembership:
         if versions is not None and room.version.identifier not in versions:
             raise MatrixError(400, "M_INCOMPATIBLE_ROOM_VERSION", "Your server does not support this room's version",
                               room_version=room.version.identifier)
+        if self.server_name not in await federation_store.servers_in_room(self.database.pool, room.room_nid):
+            raise not_found("No user of this server is in the room any more")
         prev, state = await self._current(room)
         content: dict[str, Any] = {"membership": membership}
         if membership == "join" and self.restricted_authoriser is not None:
@@ -309,11 +311,7 @@ class FederationMembership:
                 if not version.updated_redaction_rules:
                     pdu["origin"] = self.server_name
                 event = sign_template(pdu, version, self.server_name, self.server_keys.signing_key)
-                path = f"/_matrix/federation/v2/{send}" if membership != "knock" else f"/_matrix/federation/v1/{send}"
-                answer = await self.client.request(
-                    "PUT", server, encode_path(path, room_id, event.event_id), body=event.pdu,
-                    timeout_s=300 if membership == "join" else None,
-                )
+                answer = await self._send_membership(server, send, room_id, event, membership)
                 return event, answer if isinstance(answer, dict) else {}, server
             except FederationError as exc:
                 last = exc
@@ -326,6 +324,24 @@ class FederationMembership:
         if isinstance(last, FederationError) and last.status < 500:
             raise MatrixError(last.status, last.errcode or "M_UNKNOWN", str(last.body.get("error", last)))
         raise MatrixError(502, "M_UNKNOWN", f"No server could be reached to {membership} the room: {last}")
+
+    async def _send_membership(self, server: str, send: str, room_id: str, event: Event, membership: str) -> Any:
+        """`send_join`/`send_leave` (v2, else v1 for servers without it) or `send_knock`."""
+        timeout = 300 if membership == "join" else None
+        if membership == "knock":
+            return await self.client.request("PUT", server, encode_path(f"/_matrix/federation/v1/{send}", room_id,
+                                                                        event.event_id), body=event.pdu)
+        try:
+            return await self.client.request("PUT", server, encode_path(f"/_matrix/federation/v2/{send}", room_id,
+                                                                        event.event_id), body=event.pdu,
+                                             timeout_s=timeout)
+        except FederationError as exc:
+            if exc.status not in (400, 404) or exc.errcode not in (None, "M_UNRECOGNIZED"):
+                raise
+        answer = await self.client.request("PUT", server, encode_path(f"/_matrix/federation/v1/{send}", room_id,
+                                                                      event.event_id), body=event.pdu,
+                                           timeout_s=timeout)
+        return answer[1] if isinstance(answer, list) and len(answer) == 2 else answer
 
     async def leave_remote(self, room_id: str, user_id: str, servers: Iterable[str], content: dict[str, Any]) -> None:
         """Reject an invite (or retract a knock) to a room we are not in."""

@@ -10,6 +10,7 @@ import fnmatch
 from dataclasses import dataclass, field
 from typing import Any
 
+from homeserver.core.ids import is_valid_user_id
 from homeserver.errors import bad_json
 
 DEFAULT_TIMELINE_LIMIT = 10
@@ -64,6 +65,14 @@ class EventFilter:
         contains_url = value.get("contains_url")
         if contains_url is not None and not isinstance(contains_url, bool):
             raise bad_json(f"{key}.contains_url must be a boolean")
+        for field_name in ("rooms", "not_rooms"):
+            for room_id in _strings(value.get(field_name), f"{key}.{field_name}") or ():
+                if not room_id.startswith("!"):
+                    raise bad_json(f"{key}.{field_name} must hold room ids")
+        for field_name in ("senders", "not_senders"):
+            for sender in _strings(value.get(field_name), f"{key}.{field_name}") or ():
+                if not is_valid_user_id(sender):
+                    raise bad_json(f"{key}.{field_name} must hold user ids")
         return cls(
             limit=min(limit, MAX_LIMIT) if limit is not None else None,
             types=_strings(value.get("types"), f"{key}.types"),

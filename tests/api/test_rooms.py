@@ -426,3 +426,22 @@ async def test_kick_unban_and_redaction_checks_and_alias_cleanup(api: Api) -> No
     assert status == 200
     status, canonical = await api.call("GET", f"/rooms/{room}/state/m.room.canonical_alias/", token=alice)
     assert status == 200 and "alias" not in canonical, canonical
+
+
+async def test_floats_and_huge_integers_in_content_are_bad_json(api: Api) -> None:
+    (alice,) = await users(api, "alice")
+    status, created = await api.call("POST", "/createRoom", {}, token=alice)
+    room = created["room_id"]
+    for raw in (b'{"n": 1.5}', b'{"n": 9007199254740992}'):
+        status, body = await api.call("PUT", f"/rooms/{room}/send/m.test/{raw[-4:].hex()}", raw=raw, token=alice)
+        assert (status, body["errcode"]) == (400, "M_BAD_JSON"), raw
+    for bad in ({"room": {"timeline": {"rooms": ["not_a_room_id"]}}},
+                {"room": {"timeline": {"senders": ["not_a_user"]}}}):
+        status, body = await api.call("POST", "/user/@alice:test.local/filter", bad, token=alice)
+        assert (status, body["errcode"]) == (400, "M_BAD_JSON"), bad
+    status, body = await api.call("GET", "/events", token=alice, query={"limit": "hello"})
+    assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
+    for method, path in (("GET", "/pushrules/global"), ("PUT", "/pushrules/global"), ("GET", "/pushrules/global/room"),
+                         ("PUT", "/pushrules/global/override/")):
+        status, body = await api.call(method, path, {"actions": []} if method == "PUT" else None, token=alice)
+        assert status == 400, (method, path, body)
