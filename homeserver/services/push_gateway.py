@@ -37,11 +37,13 @@ def notification_body(
     tweaks = _tweaks(actions)
     data = {k: v for k, v in pusher["data"].items() if k != "url"}
     notification: dict[str, Any] = {
+        "id": event["event_id"],  # the older name, still read by some gateways (Synapse sends both)
         "event_id": event["event_id"],
         "room_id": event["room_id"],
         "counts": {"unread": unread},
         "prio": "high" if tweaks.get("highlight") or "sound" in tweaks else "low",
-        "devices": [{"app_id": pusher["app_id"], "pushkey": pusher["pushkey"], "data": data, "tweaks": tweaks}],
+        "devices": [{"app_id": pusher["app_id"], "pushkey": pusher["pushkey"], "pushkey_ts": pusher.get("pushkey_ts", 0),
+                     "data": data, "tweaks": tweaks}],
     }
     if data.get("format") != "event_id_only":
         notification.update({"type": event["type"], "sender": event["sender"], "content": event.get("content", {})})

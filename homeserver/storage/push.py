@@ -127,7 +127,8 @@ async def set_pusher(conn: Executor, user_id: str, device_id: str, pusher: dict[
                            pusher["app_id"], pusher["pushkey"], user_id)
     await conn.execute(
         "INSERT INTO pushers (user_id, access_token_device, kind, app_id, pushkey, data, app_display_name, "
-        "device_display_name, profile_tag, lang) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10) "
+        "device_display_name, profile_tag, lang, pushkey_ts) "
+        "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, extract(epoch FROM now())::bigint) "
         "ON CONFLICT (user_id, app_id, pushkey) DO UPDATE SET kind = EXCLUDED.kind, data = EXCLUDED.data, "
         "app_display_name = EXCLUDED.app_display_name, device_display_name = EXCLUDED.device_display_name, "
         "profile_tag = EXCLUDED.profile_tag, lang = EXCLUDED.lang",
@@ -150,7 +151,7 @@ async def list_pushers(conn: Executor, user_id: str) -> list[dict[str, Any]]:
 
 async def http_pushers_of(conn: Executor, user_ids: list[str]) -> list[dict[str, Any]]:
     rows = await conn.fetch(
-        "SELECT user_id, app_id, pushkey, data::text AS data FROM pushers "
+        "SELECT user_id, app_id, pushkey, pushkey_ts, data::text AS data FROM pushers "
         "WHERE kind = 'http' AND user_id = ANY($1::text[])", user_ids,
     )
     return [{**dict(r), "data": json.loads(r["data"])} for r in rows]

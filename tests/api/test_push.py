@@ -233,6 +233,7 @@ async def test_http_pushers_reach_the_gateway(start_server: StartServer, http) -
         assert full["counts"] == {"unread": 1}
         assert full["devices"][0]["data"] == {"extra": 1}
         assert full["devices"][0]["tweaks"] == {"sound": "default", "highlight": True}
-        assert set(short) == {"event_id", "room_id", "counts", "prio", "devices"}
+        assert set(short) == {"id", "event_id", "room_id", "counts", "prio", "devices"}
+        assert short["devices"][0]["pushkey_ts"] > 0
     finally:
         await runner.cleanup()
