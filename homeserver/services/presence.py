@@ -39,7 +39,11 @@ class Presence:
         self.observer: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None
         """Told of every change (federation sends our users' presence to servers sharing a room)."""
 
-    async def set(self, user_id: str, state: str, status_msg: Any = None, keep_message: bool = False) -> None:
+    async def set(
+        self, user_id: str, state: str, status_msg: Any = None, keep_message: bool = False, from_sync: bool = False
+    ) -> None:
+        """Set a user's presence. A sync's `set_presence=online` only brings an offline user online:
+        it does not override `unavailable` the user chose (as Synapse)."""
         if state not in STATES:
             raise bad_json(f"presence must be one of {', '.join(STATES)}")
         if status_msg is not None and (not isinstance(status_msg, str) or len(status_msg) > MAX_STATUS_LENGTH):
@@ -48,6 +52,8 @@ class Presence:
             return
         now = int(time.time() * 1000)
         current = self._users.get(user_id)
+        if from_sync and state == "online" and current is not None and current.state == "unavailable":
+            state = "unavailable"
         if keep_message and current is not None:
             status_msg = current.status_msg
         if current is not None and current.state == state and current.status_msg == status_msg:

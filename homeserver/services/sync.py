@@ -121,7 +121,7 @@ class Sync:
     ) -> dict[str, Any]:
         token = SyncToken.parse(since) if since else None
         sync_filter = await self.load_filter(requester, raw_filter)
-        await self.presence.set(requester.user_id, set_presence, keep_message=True)
+        await self.presence.set(requester.user_id, set_presence, keep_message=True, from_sync=True)
         timeout_ms = max(0, min(timeout_ms, MAX_TIMEOUT_MS))
         waiter = self.notifier.listen(requester.user_id)
         try:

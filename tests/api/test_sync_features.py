@@ -33,6 +33,10 @@ async def test_presence(start_server: StartServer, http) -> None:  # noqa: ANN00
     _, synced = await api.call("GET", "/sync", token=bob, query={"since": start["next_batch"], "timeout": "1000"})
     alice_presence = [e for e in synced["presence"]["events"] if e["sender"] == "@alice:test.local"]
     assert alice_presence and alice_presence[-1]["content"]["status_msg"] == "lunch"
+    # Alice's own syncs (set_presence=online by default) do not override the unavailable she chose.
+    await api.call("GET", "/sync", token=alice)
+    status, body = await api.call("GET", "/presence/@alice:test.local/status", token=bob)
+    assert body["presence"] == "unavailable"
     status, body = await api.call("GET", "/presence/@alice:test.local/status", token=loner)
     assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
     status, body = await api.call("PUT", "/presence/@alice:test.local/status", {"presence": "away"}, token=alice)
