@@ -154,6 +154,14 @@ class Directory:
         await self.store.require_room(room_id)
         return "public" if await directory.is_published(self.database.pool, room_id) else "private"
 
+    async def move_to_upgraded_room(self, conn: Any, old_room_id: str, new_room_id: str) -> None:
+        """A room upgrade: its local aliases and its place in the public room list go to the new room
+        (in the caller's transaction)."""
+        await aliases.move_aliases(conn, old_room_id, new_room_id)
+        if await directory.is_published(conn, old_room_id):
+            await directory.set_published(conn, old_room_id, False)
+            await directory.set_published(conn, new_room_id, True)
+
     async def set_visibility(self, requester: Requester, room_id: str, body: dict[str, Any]) -> None:
         visibility = body.get("visibility", "public")
         if visibility not in ("public", "private"):

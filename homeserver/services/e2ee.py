@@ -587,8 +587,8 @@ class EndToEnd:
                 for field, kind in (("first_message_index", int), ("forwarded_count", int), ("is_verified", bool)):
                     if not isinstance(key.get(field), kind) or (kind is int and isinstance(key.get(field), bool)):
                         raise bad_json(f"{field} must be {'an integer' if kind is int else 'a boolean'}")
-                if not isinstance(key.get("session_data"), dict):
-                    raise bad_json("session_data must be an object")
+                if key.get("session_data") is None:
+                    raise bad_json("session_data is required")
                 entries.append((room_id, session_id, key))
         changed = False
         async with self.database.pool.acquire() as conn, conn.transaction():
@@ -605,9 +605,7 @@ class EndToEnd:
     async def get_room_keys(
         self, requester: Requester, version: str | None, room_id: str | None, session_id: str | None
     ) -> dict[str, Any]:
-        if version is None or not version.isdigit():
-            raise invalid_param("version is required")
-        backup = await self._backup(requester.user_id, int(version))
+        backup = await self._backup(requester.user_id, _backup_version(version))
         keys = await e2ee.get_room_keys(self.database.pool, requester.user_id, backup["version"], room_id, session_id)
         shaped = {k["room_id"]: {} for k in keys}
         for k in keys:
@@ -626,14 +624,21 @@ class EndToEnd:
     async def delete_room_keys(
         self, requester: Requester, version: str | None, room_id: str | None, session_id: str | None
     ) -> dict[str, Any]:
-        if version is None or not version.isdigit():
-            raise invalid_param("version is required")
-        backup = await self._backup(requester.user_id, int(version))
+        backup = await self._backup(requester.user_id, _backup_version(version))
         async with self.database.pool.acquire() as conn, conn.transaction():
             await e2ee.delete_room_keys(conn, requester.user_id, backup["version"], room_id, session_id)
             await e2ee.bump_backup_etag(conn, requester.user_id, backup["version"])
         info = await self.backup_info(requester, version)
         return {"etag": info["etag"], "count": info["count"]}
+
+
+def _backup_version(version: str | None) -> int:
+    """A backup version to read: a version that cannot exist is simply unknown (404, as Synapse)."""
+    if version is None:
+        raise invalid_param("version is required")
+    if not version.isdigit():
+        raise not_found("Unknown backup version")
+    return int(version)
 
 
 def _better(new: dict[str, Any], old: dict[str, Any]) -> bool:

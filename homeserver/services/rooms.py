@@ -368,7 +368,24 @@ class Rooms:
         if ("m.room.guest_access", "") not in state:
             # Synapse builds the new room on the private-chat preset, whose guest access is on.
             specs.append(EventSpec("m.room.guest_access", {"guest_access": "can_join"}, ""))
-        new = (await self.pipeline.create_room_events(version, user_id, new_room_id, specs))[0].room
+        if ("m.room.canonical_alias", "") in state:
+            specs.append(EventSpec("m.room.canonical_alias", copy.deepcopy(state[("m.room.canonical_alias", "")].content),
+                                   ""))
+        # Bans carry over (as Synapse does), so the upgrade is no way back in.
+        specs.extend(EventSpec("m.room.member", {"membership": "ban", **({"reason": e.content["reason"]} if isinstance(
+            e.content.get("reason"), str) else {})}, key[1]) for key, e in state.items()
+            if key[0] == "m.room.member" and e.membership == "ban")
+
+        async def move(conn: Any, new_room: Room) -> None:
+            if self.directory is not None:
+                await self.directory.move_to_upgraded_room(conn, old.room_id, new_room.room_id)
+
+        new = (await self.pipeline.create_room_events(version, user_id, new_room_id, specs, move))[0].room
+        if ("m.room.canonical_alias", "") in state:
+            try:
+                await self._send(old, user_id, "m.room.canonical_alias", {}, "")
+            except MatrixError as exc:
+                logger.info("canonical alias of upgraded room %s kept: %s", old.room_id, exc.message)
         if tombstone is None:
             await self._send(old, user_id, "m.room.tombstone",
                              {"body": "This room has been replaced", "replacement_room": new.room_id}, "")

@@ -185,6 +185,9 @@ class Sync:
             since.receipts if since else 0, now.receipts,
         )
         fresh_joins = {m["room_id"] for m in changes if m["membership"] == "join" and m["stream_ordering"] <= now.events}
+        if since is not None:
+            # A new member event of someone already joined (a new display name) is no new join.
+            fresh_joins = {r for r in fresh_joins if not await self._was_joined(r, user_id, since.events)}
         ignored = await self.rooms.account_data.ignored_users(user_id)
         included: list[tuple[Room, SyncToken | None, list[dict[str, Any]]]] = []
         for room_id, membership in current_joins.items():
@@ -335,6 +338,15 @@ class Sync:
             "summary": summary,
             **self._unread(prefetched, room, sync_filter),
         }
+
+    async def _was_joined(self, room_id: str, user_id: str, position: int) -> bool:
+        room = await self.store.require_room(room_id)
+        group = await event_store.state_group_at(self.database.pool, room.room_nid, position)
+        key = await self.store.key_nids([("m.room.member", user_id)])
+        if group is None or not key:
+            return False
+        nid = (await self.store.state_group(group)).get(next(iter(key.values())))
+        return nid is not None and (await self.store.events(room, [nid]))[nid].membership == "join"
 
     async def _state_at(self, prefetched: _Prefetch, room: Room, position: int) -> dict[int, int]:
         """The room's state after its last event at or before a stream position."""

@@ -29,3 +29,7 @@ async def delete_alias(conn: Executor, alias: str) -> None:
 async def aliases_of_room(conn: Executor, room_id: str) -> list[str]:
     rows = await conn.fetch("SELECT room_alias FROM room_aliases WHERE room_id = $1 ORDER BY room_alias", room_id)
     return [r["room_alias"] for r in rows]
+
+
+async def move_aliases(conn: Executor, old_room_id: str, new_room_id: str) -> None:
+    await conn.execute("UPDATE room_aliases SET room_id = $2 WHERE room_id = $1", old_room_id, new_room_id)

@@ -87,3 +87,25 @@ async def test_upgrade_to_a_version_with_server_room_ids_names_the_tombstone(
     assert create["predecessor"] == {"room_id": old, "event_id": tombstone["event_id"]}
     _, guest = await api.call("GET", f"/rooms/{new}/state/m.room.guest_access/", token=alice)
     assert guest == {"guest_access": "can_join"}
+
+
+async def test_upgrade_moves_aliases_publication_and_bans(start_server: StartServer, http) -> None:  # noqa: ANN001
+    api = Api(http, await start_server(**OPEN))
+    alice = (await api.register("alice"))["access_token"]
+    await api.register("mallory")
+    _, created = await api.call("POST", "/createRoom", {"preset": "public_chat", "room_version": "10",
+                                                        "room_alias_name": "lobby", "visibility": "public"},
+                                token=alice)
+    old = created["room_id"]
+    await api.call("POST", f"/rooms/{old}/ban", {"user_id": "@mallory:test.local", "reason": "spam"}, token=alice)
+    status, body = await api.call("POST", f"/rooms/{old}/upgrade", {"new_version": "11"}, token=alice)
+    assert status == 200, body
+    new = body["replacement_room"]
+    _, found = await api.call("GET", "/directory/room/%23lobby:test.local", token=alice)
+    assert found["room_id"] == new
+    assert (await api.call("GET", f"/directory/list/room/{new}", token=alice))[1] == {"visibility": "public"}
+    assert (await api.call("GET", f"/directory/list/room/{old}", token=alice))[1] == {"visibility": "private"}
+    _, ban = await api.call("GET", f"/rooms/{new}/state/m.room.member/@mallory:test.local", token=alice)
+    assert ban == {"membership": "ban", "reason": "spam"}
+    _, alias = await api.call("GET", f"/rooms/{new}/state/m.room.canonical_alias/", token=alice)
+    assert alias["alias"] == "#lobby:test.local"

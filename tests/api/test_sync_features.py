@@ -153,3 +153,18 @@ async def test_state_filtered_out_of_the_timeline_is_in_the_state(start_server: 
                                                                        "since": first["next_batch"]})
     state = later["rooms"]["join"][room]["state"]["events"]
     assert [(e["state_key"], e["content"]) for e in state] == [("changes", {"v": 2})], state
+
+
+async def test_new_display_name_is_no_new_join_in_incremental_sync(start_server: StartServer, http) -> None:  # noqa: ANN001
+    api = Api(http, await start_server(**OPEN))
+    alice = (await api.register("alice"))["access_token"]
+    _, created = await api.call("POST", "/createRoom", {}, token=alice)
+    room = created["room_id"]
+    _, first = await api.call("GET", "/sync", token=alice)
+    await api.call("PUT", f"/rooms/{room}/state/m.room.member/@alice:test.local",
+                   {"membership": "join", "displayname": "boris"}, token=alice)
+    await api.call("PUT", f"/rooms/{room}/send/m.room.message/1", {"msgtype": "m.text", "body": "x"}, token=alice)
+    _, later = await api.call("GET", "/sync", token=alice, query={"since": first["next_batch"]})
+    timeline = later["rooms"]["join"][room]["timeline"]
+    assert [e["type"] for e in timeline["events"]] == ["m.room.member", "m.room.message"]
+    assert timeline["limited"] is False
