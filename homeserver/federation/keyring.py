@@ -111,6 +111,16 @@ class Keyring:
         """Make the wanted keys available to `lookup`, fetching servers in parallel."""
         await asyncio.gather(*(self._ensure(server, ids) for server, ids in wanted.items()), return_exceptions=True)
 
+    async def warm(self, servers: Iterable[str]) -> None:
+        """Fetch the keys of servers we know none of yet (ahead of a join's batch of events)."""
+        async def one(server: str) -> None:
+            if server not in self._loaded:
+                await self._load(server)
+            if not any(k.expired_ts is None for k in self._keys.get(server, {}).values()):
+                await self._fetch(server, set())
+
+        await asyncio.gather(*(one(s) for s in set(servers)), return_exceptions=True)
+
     async def request_key(self, server: str, key_id: str) -> VerifyKey:
         """A current key for authenticating a request (old keys do not count)."""
         await self._ensure(server, {key_id})

@@ -288,9 +288,19 @@ class FederationEvents:
         await self.store_verified_outliers(room, events)
         return events
 
-    async def store_verified_outliers(self, room: Room, events: dict[str, Event]) -> None:
-        """Store verified events as outliers, each checked against its own auth events."""
-        await self.pipeline.store_outliers(room, await self._check_batch(room, events))
+    async def store_verified_outliers(self, room: Room, events: dict[str, Event]) -> dict[str, tuple[int, str | None]]:
+        """Store verified events as outliers, each checked against its own auth events: event id ->
+        (nid, why it was rejected or None) for each of them."""
+        checked = await self._check_batch(room, events)
+        nids = dict(await self.pipeline.store_outliers(room, checked))
+        reasons: dict[str, str | None] = {e.event_id: reason for e, reason in checked}
+        known = [eid for eid in events if eid not in reasons]
+        if known:  # stored before: as they were judged then
+            earlier = await event_store.event_nids(self.database.pool, known)
+            rejected = await federation_store.rejected_events(self.database.pool, earlier.values())
+            nids.update(earlier)
+            reasons.update({e: "rejected" if nid in rejected else None for e, nid in earlier.items()})
+        return {eid: (nids[eid], reasons[eid]) for eid in events if eid in nids}
 
     async def _check_batch(self, room: Room, events: dict[str, Event]) -> list[tuple[Event, str | None]]:
         """The events not yet stored, in auth order, each with why it fails its own auth events

@@ -17,6 +17,7 @@ where we are not in the room, and inviting users of other servers.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any, Iterable
@@ -240,7 +241,12 @@ class FederationMembership:
 
     async def join_remote(self, room_id: str, user_id: str, servers: Iterable[str], content: dict[str, Any]) -> Room:
         """Join a room of other servers through the first of `servers` that lets us."""
-        event, answer, server = await self._make_and_send(room_id, user_id, servers, "join", content)
+        # The resident servers' keys are fetched while the join is negotiated, not after.
+        warming = asyncio.ensure_future(self.events.keyring.warm([s for s in servers if s != self.server_name]))
+        try:
+            event, answer, server = await self._make_and_send(room_id, user_id, servers, "join", content)
+        finally:
+            await asyncio.gather(warming, return_exceptions=True)
         version = event.room_version
         room = await self._ensure_room(room_id, version.identifier)
         async with self.pipeline.lock(room_id):
@@ -253,9 +259,9 @@ class FederationMembership:
             chain_pdus = answer.get("auth_chain") if isinstance(answer.get("auth_chain"), list) else []
             checked = await self.events.verify([*chain_pdus, *state_pdus], version)
             valid = {e.event_id: e for e in checked if isinstance(e, Event)}
-            await self.events.store_verified_outliers(room, valid)
-            rows = await event_store.event_nids(self.database.pool, valid.keys())
-            rejected = await federation_store.rejected_events(self.database.pool, rows.values())
+            outcome = await self.events.store_verified_outliers(room, valid)
+            rows = {eid: nid for eid, (nid, _reason) in outcome.items()}
+            rejected = {nid for nid, reason in outcome.values() if reason is not None}
             state_events = [e for e in checked[len(chain_pdus):] if isinstance(e, Event) and rows[e.event_id] not in rejected]
             by_key = {(e.type, e.state_key): e for e in state_events if e.state_key is not None}
             if ("m.room.create", "") not in by_key:
