@@ -11,10 +11,11 @@ rooms run in parallel. An event acknowledged to a client is on disk.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
 
 from homeserver.core.auth_rules import AuthError, check_auth_rules
 from homeserver.core.canonical_json import CanonicalJsonError
@@ -274,6 +275,19 @@ class EventPipeline:
             return min(min(self._in_flight) - 1, self._committed)
         return self._committed
 
+    @contextlib.asynccontextmanager
+    async def _new_position(self) -> AsyncIterator[int]:
+        """The next events stream position, held back from readers until the block is done (a
+        failed block releases it unused)."""
+        await self.current_position()
+        stream = await event_store.next_stream_ordering(self.database.pool)
+        self._in_flight.add(stream)
+        try:
+            yield stream
+            self._committed = max(self._committed or 0, stream)
+        finally:
+            self._in_flight.discard(stream)
+
     def lock(self, room_id: str) -> asyncio.Lock:
         lock = self._locks.get(room_id)
         if lock is None:
@@ -472,10 +486,7 @@ class EventPipeline:
             return written.persisted
         extremities = set(await event_store.forward_extremities(self.database.pool, room.room_nid))
         follows_all = extremities <= set(prev_nids)
-        await self.current_position()
-        stream = await event_store.next_stream_ordering(self.database.pool)
-        self._in_flight.add(stream)
-        try:
+        async with self._new_position() as stream:
             async with self.database.pool.acquire() as conn, conn.transaction():
                 written = await self._write_in(
                     conn, room, room.version, event, prev_nids, before_group, state, auth_nids, key_nid, stream,
@@ -484,10 +495,7 @@ class EventPipeline:
             self._remember(written)
             if not follows_all:
                 await self._resolve_current_state(room, stream)
-            self._committed = max(self._committed or 0, stream)
             await self.before_visible(written.persisted)
-        finally:
-            self._in_flight.discard(stream)
         await self.on_persisted(written.persisted)
         return written.persisted
 
@@ -519,10 +527,7 @@ class EventPipeline:
         the room's lock. `member_rows`: (user id, membership, event nid) of the state's members."""
         key = (join.type, join.state_key)
         key_nid = (await self.store.key_nids([key], create=True))[key]  # type: ignore[index]
-        await self.current_position()
-        stream = await event_store.next_stream_ordering(self.database.pool)
-        self._in_flight.add(stream)
-        try:
+        async with self._new_position() as stream:
             async with self.database.pool.acquire() as conn, conn.transaction():
                 await event_store.set_memberships(conn, room.room_nid, [(*r, stream) for r in member_rows])
                 await federation_store.delete_remote_invite(conn, room.room_nid, join.state_key)  # type: ignore[arg-type]
@@ -531,10 +536,7 @@ class EventPipeline:
                     federate=False,
                 )
             self._remember(written)
-            self._committed = max(self._committed or 0, stream)
             await self.before_visible(written.persisted)
-        finally:
-            self._in_flight.discard(stream)
         await self.on_persisted(written.persisted)
         return written.persisted
 
@@ -544,19 +546,12 @@ class EventPipeline:
         """A membership of a local user in a room this server is not in (an invite from another
         server, its rejection, a knock), with the stripped state to show; at a stream position so
         sync reports it."""
-        await self.current_position()
-        stream = await event_store.next_stream_ordering(self.database.pool)
-        self._in_flight.add(stream)
-        try:
-            async with self.database.pool.acquire() as conn, conn.transaction():
-                await event_store.set_membership(conn, room.room_nid, user_id, membership, event_nid, stream)
-                if invite_state is not None:
-                    await federation_store.set_remote_invite(conn, room.room_nid, user_id, invite_state)
-                else:
-                    await federation_store.delete_remote_invite(conn, room.room_nid, user_id)
-            self._committed = max(self._committed or 0, stream)
-        finally:
-            self._in_flight.discard(stream)
+        async with self._new_position() as stream, self.database.pool.acquire() as conn, conn.transaction():
+            await event_store.set_membership(conn, room.room_nid, user_id, membership, event_nid, stream)
+            if invite_state is not None:
+                await federation_store.set_remote_invite(conn, room.room_nid, user_id, invite_state)
+            else:
+                await federation_store.delete_remote_invite(conn, room.room_nid, user_id)
 
     async def _persist(
         self, room: Room, version: RoomVersion, event: Event, prev_nids: list[int],
@@ -564,17 +559,11 @@ class EventPipeline:
     ) -> Persisted:
         key = (event.type, event.state_key) if event.state_key is not None else None
         key_nid = (await self.store.key_nids([key], create=True))[key] if key else None
-        await self.current_position()
-        stream = await event_store.next_stream_ordering(self.database.pool)
-        self._in_flight.add(stream)
-        try:
+        async with self._new_position() as stream:
             persisted = await self._write(
                 room, version, event, prev_nids, before_group, state, auth_nids, key_nid, stream
             )
-            self._committed = max(self._committed or 0, stream)
             await self.before_visible(persisted)
-        finally:
-            self._in_flight.discard(stream)
         await self.on_persisted(persisted)
         return persisted
 
