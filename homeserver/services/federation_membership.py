@@ -117,7 +117,9 @@ class FederationMembership:
         if versions is not None and room.version.identifier not in versions:
             raise MatrixError(400, "M_INCOMPATIBLE_ROOM_VERSION", "Your server does not support this room's version",
                               room_version=room.version.identifier)
-        if self.server_name not in await federation_store.servers_in_room(self.database.pool, room.room_nid):
+        if membership == "join" and \
+                self.server_name not in await federation_store.servers_in_room(self.database.pool, room.room_nid):
+            # Joining through us needs one of our users in the room; rejecting an invite does not.
             raise not_found("No user of this server is in the room any more")
         prev, state = await self._current(room)
         content: dict[str, Any] = {"membership": membership}

@@ -234,3 +234,16 @@ async def test_join_rooms_of_every_event_format(
                                     token=bob["access_token"])
     assert status == 200, sent
     await wait_for_event(Api(https, a), alice["access_token"], room_id, lambda e: e["event_id"] == sent["event_id"])
+
+
+async def test_make_join_needs_our_users_in_the_room_make_leave_does_not(
+    start_federating: StartFederating, https: aiohttp.ClientSession
+) -> None:
+    a, b = await start_federating(), await start_federating()
+    room_id, alice, bob = await _room(a, b, https)
+    await Api(https, a).call("POST", f"/rooms/{room_id}/leave", {}, token=alice["access_token"])
+    carol = f"@carol:{b.config.server_name}"
+    status, body = await _signed(b, a, "GET", f"/_matrix/federation/v1/make_join/{room_id}/{carol}?ver=12")
+    assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
+    status, body = await _signed(b, a, "GET", f"/_matrix/federation/v1/make_leave/{room_id}/{bob['user_id']}")
+    assert status == 200 and body["event"]["content"] == {"membership": "leave"}
