@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from tests.api.helpers import Api
 from tests.conftest import StartServer
 
