@@ -117,9 +117,9 @@ class FederationEvents:
 
     async def check_acl(self, room: Room, server: str) -> None:
         """403 M_FORBIDDEN when the room's server ACL denies `server`."""
-        current = await event_store.current_state(self.database.pool, room.room_nid)
         keys = await self.store.key_nids([SERVER_ACL_KEY])
-        nid = current.get(keys[SERVER_ACL_KEY]) if SERVER_ACL_KEY in keys else None
+        nid = await event_store.current_state_event(self.database.pool, room.room_nid, keys[SERVER_ACL_KEY]) \
+            if SERVER_ACL_KEY in keys else None
         if nid is None:
             return
         acl = (await self.store.events(room, [nid]))[nid]
@@ -413,15 +413,12 @@ class FederationEvents:
         for prev_id in event.prev_event_ids:
             row = prev.get(prev_id)
             if row is not None and row["state_group"] is not None:
-                state_sets.append(await self._state_after_row(room, row))
+                state_sets.append(await self.store.state_group(row["state_group"]))
                 continue
             state_sets.append(await self._remote_state_after(origin, room, prev_id))
         if len(state_sets) == 1:
             return state_sets[0]
         return await self.pipeline.resolve_state_sets(room, state_sets)
-
-    async def _state_after_row(self, room: Room, row: dict[str, Any]) -> dict[int, int]:
-        return await self.store.state_group(row["state_group"])
 
     async def _remote_state_after(self, origin: str, room: Room, prev_id: str) -> dict[int, int]:
         try:
