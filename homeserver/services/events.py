@@ -303,12 +303,9 @@ class EventPipeline:
         if len(groups) == 1:
             return groups[0], await self.store.state_group(groups[0])
         state_sets = [await self.store.state_group(g) for g in groups]
-        return None, await self._resolve(room, state_sets)
+        return None, await self.resolve_state_sets(room, state_sets)
 
     async def resolve_state_sets(self, room: Room, state_sets: list[dict[int, int]]) -> dict[int, int]:
-        return await self._resolve(room, state_sets)
-
-    async def _resolve(self, room: Room, state_sets: list[dict[int, int]]) -> dict[int, int]:
         """State resolution over the room's interned auth graph (kept in memory, see RoomGraphs)."""
         graph, nid_of_event = await self.graphs.get(room)
         names = await self.store.key_names({k for s in state_sets for k in s})

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import orjson
 
@@ -394,7 +394,7 @@ class FederationMembership:
             raise MatrixError(502, "M_UNKNOWN", f"{target} returned an invalid invite")
         return checked
 
-    async def servers_to_ask(self, room_id: str, user_id: str, via: list[str]) -> list[str]:
+    async def servers_to_ask(self, room_id: str, user_id: str, via: Sequence[str]) -> list[str]:
         """Where to send make_join/make_leave: the via servers, the server of whoever invited or
         let the user in, and the room id's own server (room versions 1-11)."""
         servers = list(via)

@@ -9,12 +9,12 @@ pipeline of `homeserver.services.events`.
 from __future__ import annotations
 
 import copy
-import logging
 import functools
+import logging
 import secrets
 import string
 import time
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Sequence
 
 from homeserver.config import Config
 from homeserver.core.ids import is_valid_user_id, server_of
@@ -252,7 +252,7 @@ class Rooms:
         """Whether this server takes part in the room (it has its state and forward extremities)."""
         return room is not None and await self.federation.in_room(room)
 
-    async def join(self, requester: Requester, room_id: str, body: dict[str, Any], via: list[str] = ()) -> str:  # type: ignore[assignment]
+    async def join(self, requester: Requester, room_id: str, body: dict[str, Any], via: Sequence[str] = ()) -> str:
         room_id, alias_servers = await self.resolve_room(room_id)
         room = await self.store.room(room_id)
         # The request's other fields become part of the membership content, as in Synapse.
@@ -304,7 +304,7 @@ class Rooms:
                         return key[1]
         return None
 
-    async def knock(self, requester: Requester, room_id: str, body: dict[str, Any], via: list[str] = ()) -> str:  # type: ignore[assignment]
+    async def knock(self, requester: Requester, room_id: str, body: dict[str, Any], via: Sequence[str] = ()) -> str:
         room_id, alias_servers = await self.resolve_room(room_id)
         room = await self.store.room(room_id)
         extra = {"reason": body["reason"]} if isinstance(body.get("reason"), str) else {}
