@@ -29,7 +29,7 @@ GUEST_PATHS = re.compile(
     r"|profile/.*|user/[^/]+/(filter.*|account_data/.*|rooms/[^/]+/(account_data|tags).*)|join/.*"
     r"|rooms/[^/]+/(send|state|messages|members|joined_members|context|event|typing|receipt|read_markers"
     r"|initialSync|join|leave|relations|threads)(/.*)?|keys/.*|sendToDevice/.*|devices(/.*)?"
-    r"|directory/room/.*|publicRooms|user_directory/search)\Z"
+    r"|directory/room/.*|publicRooms|user_directory/search|media/.*)\Z"
 )
 
 

@@ -24,6 +24,8 @@ async def test_guest_lifecycle(start_server: StartServer, http) -> None:  # noqa
     assert status == 200 and who["is_guest"] is True
     status, body = await api.call("POST", "/createRoom", {}, token=token)
     assert (status, body["errcode"]) == (403, "M_GUEST_ACCESS_FORBIDDEN")
+    status, _ = await api.call("GET", "/_matrix/client/v1/media/config", token=token)
+    assert status == 200  # guests may read media
 
     status, closed = await api.call("POST", "/createRoom", {"preset": "public_chat"}, token=alice)
     status, body = await api.call("POST", f"/join/{closed['room_id']}", {}, token=token)
