@@ -203,8 +203,7 @@ class EndToEnd:
             for field in ("device_keys", "master_keys", "self_signing_keys"):
                 found = answer.get(field)
                 if isinstance(found, dict):
-                    result[field].update({u: k for u, k in found.items()
-                                          if isinstance(u, str) and not self._local(u)})
+                    result[field].update(found)
         return result
 
     async def _remote_query(self, server: str, users: dict[str, list[str]], failures: dict[str, Any]) -> dict[str, Any]:
@@ -216,7 +215,11 @@ class EndToEnd:
         except (Unreachable, FederationError, asyncio.TimeoutError) as exc:
             failures[server] = {"status": 503, "message": str(exc)}
             return {}
-        return {k: v for k, v in answer.items() if isinstance(v, dict)} if isinstance(answer, dict) else {}
+        if not isinstance(answer, dict):
+            return {}
+        # Only what was asked of this server: its own users' keys, never a third server's.
+        return {field: {u: k for u, k in found.items() if u in users}
+                for field, found in answer.items() if isinstance(found, dict)}
 
     async def local_keys(self, local: dict[str, list[str]], requester_id: str | None) -> dict[str, Any]:
         """Our users' device and cross-signing keys; user-signing keys only to their owner
