@@ -286,11 +286,12 @@ class FederationEvents:
         its own auth events in auth order, and store them as outliers. The valid ones by id."""
         events = {e.event_id: e for e in await self.verify(pdus, room.version) if isinstance(e, Event)}
         await self.store_verified_outliers(room, events)
-        return events
+        return {eid: e for eid, e in events.items() if e.room_id == room.room_id}
 
     async def store_verified_outliers(self, room: Room, events: dict[str, Event]) -> dict[str, tuple[int, str | None]]:
         """Store verified events as outliers, each checked against its own auth events: event id ->
-        (nid, why it was rejected or None) for each of them."""
+        (nid, why it was rejected or None) for each of them. Events of other rooms are left out."""
+        events = {eid: e for eid, e in events.items() if e.room_id == room.room_id}
         checked = await self._check_batch(room, events)
         nids = dict(await self.pipeline.store_outliers(room, checked))
         reasons: dict[str, str | None] = {e.event_id: reason for e, reason in checked}
@@ -437,8 +438,9 @@ class FederationEvents:
         fetched = await self._fetch_events(origin, room, [i for i in wanted if i not in known])
         await self.store_auth_checked_outliers(room, fetched)
         rows = await self._rows_by_id([i for i in pdu_ids if isinstance(i, str)] + [prev_id])
-        state_rows = [rows[i] for i in pdu_ids if isinstance(i, str) and i in rows]
-        if prev_id in rows and rows[prev_id]["state_key"] is not None and rows[prev_id]["rejected_reason"] is None:
+        state_rows = [rows[i] for i in pdu_ids if isinstance(i, str) and i in rows and rows[i]["room_nid"] == room.room_nid]
+        if prev_id in rows and rows[prev_id]["room_nid"] == room.room_nid and rows[prev_id]["state_key"] is not None \
+                and rows[prev_id]["rejected_reason"] is None:
             state_rows.append(rows[prev_id])
         keys = await self.store.key_nids({(r["type"], r["state_key"]) for r in state_rows}, create=True)
         return {keys[(r["type"], r["state_key"])]: r["event_nid"] for r in state_rows if r["rejected_reason"] is None}

@@ -260,11 +260,12 @@ class FederationMembership:
             state_pdus = answer.get("state") if isinstance(answer.get("state"), list) else []
             chain_pdus = answer.get("auth_chain") if isinstance(answer.get("auth_chain"), list) else []
             checked = await self.events.verify([*chain_pdus, *state_pdus], version)
-            valid = {e.event_id: e for e in checked if isinstance(e, Event)}
+            valid = {e.event_id: e for e in checked if isinstance(e, Event) and e.room_id == room_id}
             outcome = await self.events.store_verified_outliers(room, valid)
             rows = {eid: nid for eid, (nid, _reason) in outcome.items()}
             rejected = {nid for nid, reason in outcome.values() if reason is not None}
-            state_events = [e for e in checked[len(chain_pdus):] if isinstance(e, Event) and rows[e.event_id] not in rejected]
+            state_events = [e for e in checked[len(chain_pdus):]
+                            if isinstance(e, Event) and e.event_id in rows and rows[e.event_id] not in rejected]
             by_key = {(e.type, e.state_key): e for e in state_events if e.state_key is not None}
             if ("m.room.create", "") not in by_key:
                 raise MatrixError(502, "M_UNKNOWN", f"{server} returned a room state without a create event")
