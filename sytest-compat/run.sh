@@ -8,7 +8,8 @@
 # runs. Writes the TAP output to $SYTEST_TAP (default sytest-compat/out/results.tap), SyTest's
 # progress log next to it (results.log), and prints the pass counts per area. Then checks the
 # ratchet: a whitelisted test that failed, or a passing test missing from sytest-whitelist,
-# makes the exit status 1.
+# makes the exit status 1. The homeservers' directories (with homeserver.log) stay in
+# work/ next to the TAP file until the next run.
 #
 # Environment: SYTEST_PERL5LIB (Perl stand-ins for modules Debian lacks; default
 # ../shared/sytest/perl5lib next to the checkout), PYTHON (default: python3), SYTEST_ARGS
@@ -37,12 +38,15 @@ log="${tap%.tap}.log"
 python="$(${PYTHON:-python3} -c 'import sys; print(sys.executable)')"
 perl5lib="${SYTEST_PERL5LIB:-$project/../shared/sytest/perl5lib}"
 plugins="$here/plugins"
-workdir="$(mktemp -d -t sytest-run-XXXXXX)"
+# The homeservers' directories (configs, logs, databases) are kept until the next run, for
+# reading after a failure. SyTest resolves them with abs_path, so they must exist beforehand.
+workdir="$(dirname "$tap")/work"
+rm -rf "$workdir"
+mkdir -p "$workdir/server-0" "$workdir/server-1"
 
 cleanup() {
     # SyTest does not stop its homeservers when it is killed itself: reap any left behind.
     pkill -INT -f "homeserver --config $workdir" 2>/dev/null || true
-    rm -rf "$workdir"
 }
 trap cleanup EXIT
 

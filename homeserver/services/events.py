@@ -228,17 +228,37 @@ class RoomGraphs:
         rows = await event_store.state_events_with_auth(self.database.pool, room.room_nid, last[0])
         for row in rows:
             event = self.store.event_from_row(room.version, {**row, "redacted_by": None})
-            missing = [a for a in event.auth_event_ids if a not in graph.nid_of]
-            if missing:  # an auth event that is not itself a state event of ours: index it first
-                for auth_row in await event_store.events_by_nid(self.database.pool, row["auth_nids"]):
-                    auth_event = self.store.event_from_row(room.version, {**auth_row, "redacted_by": None})
-                    if auth_event.event_id not in graph.nid_of:
-                        graph.add(auth_event, rejected=auth_row["rejected_reason"] is not None)
-                        nid_of_event[auth_event.event_id] = auth_row["event_nid"]
+            last[0] = row["event_nid"]
+            if any(a not in graph.nid_of for a in event.auth_event_ids):
+                # Auth events that are not state events of ours (outliers from other servers):
+                # their whole auth chain is indexed first, parents before children.
+                await self._add_auth_chain(room, graph, nid_of_event, row["event_nid"])
+            if any(a not in graph.nid_of for a in event.auth_event_ids):
+                continue  # an auth event we never had: the event cannot take part in resolution
             graph.add(event, rejected=row["rejected_reason"] is not None)
             nid_of_event[event.event_id] = row["event_nid"]
-            last[0] = row["event_nid"]
         return graph, nid_of_event
+
+    async def _add_auth_chain(self, room: Room, graph: RoomGraph, nid_of_event: dict[str, int], nid: int) -> None:
+        chain = await event_store.auth_chain(self.database.pool, [nid])
+        pending = [
+            (self.store.event_from_row(room.version, {**r, "redacted_by": None}), r)
+            for r in await event_store.events_by_nid(self.database.pool, chain) if r["room_nid"] == room.room_nid
+        ]
+        progress = True
+        while pending and progress:
+            progress = False
+            waiting = []
+            for event, row in pending:
+                if event.event_id in graph.nid_of:
+                    continue
+                if all(a in graph.nid_of for a in event.auth_event_ids):
+                    graph.add(event, rejected=row["rejected_reason"] is not None)
+                    nid_of_event[event.event_id] = row["event_nid"]
+                    progress = True
+                else:
+                    waiting.append((event, row))
+            pending = waiting
 
 
 class EventPipeline:

@@ -31,6 +31,8 @@ sub _init
    my ( $args ) = @_;
 
    $self->{$_} = delete $args->{$_} for qw( project_dir python impl_name extra_args );
+   # SyTest computes hs_dir with abs_path, which is undef for a directory that does not exist yet.
+   defined $args->{hs_dir} or die "No homeserver directory: create WORK_DIR/server-N before the run\n";
 
    $self->SUPER::_init( $args );
 
