@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
+from homeserver.core.event_builder import build_event
+from homeserver.storage import events as event_store
 from tests.api.helpers import Api
 from tests.conftest import StartServer
 
@@ -33,3 +37,32 @@ async def test_fork_is_resolved_by_the_pipeline(start_server: StartServer, http)
     # Both topics come from the same power-levels mainline: the later one wins.
     _, topic = await api.call("GET", f"/rooms/{room_id}/state/m.room.topic", token=alice)
     assert topic == {"topic": "second"}
+
+
+async def test_resolution_graph_skips_events_whose_auth_events_are_elsewhere(start_server: StartServer, http) -> None:  # noqa: ANN001
+    """An outlier another server handed us may cite an auth event of another room: the room's
+    resolution graph leaves it out instead of failing (found by SyTest)."""
+    hs = await start_server(enable_registration=True, enable_registration_without_verification=True)
+    api = Api(http, hs)
+    alice = (await api.register("alice"))["access_token"]
+    rooms = []
+    for _ in range(2):
+        _, created = await api.call("POST", "/createRoom", {"preset": "public_chat", "room_version": "10"},
+                                    token=alice)
+        rooms.append(await hs.event_store.require_room(created["room_id"]))
+    here, elsewhere = rooms
+    state_here = await hs.event_store.state_events(here, await event_store.current_state(hs.database.pool,
+                                                                                         here.room_nid))
+    other_state = await hs.event_store.state_events(elsewhere, await event_store.current_state(hs.database.pool,
+                                                                                               elsewhere.room_nid))
+    foreign_pl = other_state[("m.room.power_levels", "")]
+    odd = build_event(here.version, server_name=hs.config.server_name, signing_key=hs.server_keys.signing_key,
+                      sender="@alice:test.local", event_type="m.room.topic", content={"topic": "odd"},
+                      origin_server_ts=int(time.time() * 1000), room_id=here.room_id,
+                      prev_events=[state_here[("m.room.create", "")]],
+                      auth_events=[state_here[("m.room.create", "")], foreign_pl,
+                                   state_here[("m.room.member", "@alice:test.local")]], state_key="")
+    await hs.pipeline.store_outliers(here, [(odd, "auth event in another room")])
+    graph, _nids = await hs.pipeline.graphs.get(here)
+    assert odd.event_id not in graph.nid_of
+    assert state_here[("m.room.power_levels", "")].event_id in graph.nid_of
