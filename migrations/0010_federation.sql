@@ -59,6 +59,8 @@ CREATE TABLE remote_invites (
 ALTER TABLE room_memberships
     ADD COLUMN server TEXT GENERATED ALWAYS AS (substring(user_id from position(':' in user_id) + 1)) STORED;
 CREATE INDEX room_memberships_by_server ON room_memberships (room_nid, server) WHERE membership = 'join';
+-- Membership changes of a room by position (who came to share or stopped sharing a room, for device lists).
+CREATE INDEX room_memberships_by_room_stream ON room_memberships (room_nid, stream_ordering);
 
 -- Media of other servers, fetched over federation and cached under media_store_path/remote_content.
 CREATE TABLE remote_media (

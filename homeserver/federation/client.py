@@ -26,6 +26,7 @@ from yarl import URL
 from homeserver.config import Config
 from homeserver.core.canonical_json import encode_canonical_json
 from homeserver.core.x_matrix import authorization_header
+from homeserver.errors import StartupError
 from homeserver.federation.resolver import ServerResolver, Target, dns_srv_lookup, max_age
 from homeserver.ip_ranges import CheckedResolver, blocked, ip_literal, parse_networks
 
@@ -64,7 +65,10 @@ def _ssl_context(config: Config) -> ssl.SSLContext | bool:
         return False
     ctx = ssl.create_default_context()
     for path in config.federation_custom_ca_list:
-        ctx.load_verify_locations(cafile=str(path))
+        try:
+            ctx.load_verify_locations(cafile=str(path))
+        except (OSError, ssl.SSLError) as exc:
+            raise StartupError(f"federation_custom_ca_list: cannot load {path}: {exc}") from None
     return ctx
 
 

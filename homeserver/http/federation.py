@@ -116,7 +116,7 @@ def _int(request: web.Request, name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise bad_json(f"{name} must be an integer") from None
+        raise invalid_param(f"{name} must be an integer") from None
 
 
 @routes.get(FEDERATION + "/v1/backfill/{room_id}")

@@ -372,6 +372,8 @@ class EndToEnd:
     ) -> tuple[set[str], set[str]]:
         """(users who came to share a room with `user_id`, users who no longer share any) between
         two events positions: both must look at their device lists anew."""
+        if since_events >= upto_events:  # no event, so no membership changed
+            return set(), set()
         moved = await event_store.membership_changes_around(self.database.pool, user_id, since_events, upto_events)
         moved.discard(user_id)
         return moved & sharers, moved - sharers

@@ -599,13 +599,9 @@ class EventPipeline:
         """Queue a local event for every other server in the room (before this event's membership
         change, so a server whose last user leaves still hears of it), and for the server of a
         membership event's target."""
-        servers = set(await federation_store.servers_in_room(conn, room_nid))
-        if event.type == "m.room.member" and event.state_key and event.membership != "invite":
-            servers.add(server_of(event.state_key))
-        servers.discard(self.server_keys.server_name)
-        if servers:
-            await federation_store.enqueue_pdu(conn, event_nid, servers)
-        return tuple(servers)
+        target = server_of(event.state_key) \
+            if event.type == "m.room.member" and event.state_key and event.membership != "invite" else None
+        return tuple(await federation_store.enqueue_pdu(conn, event_nid, room_nid, target, self.server_keys.server_name))
 
     def _remember(self, written: "_Written") -> None:
         """Fill the caches once the transaction that wrote the event has committed."""

@@ -19,11 +19,6 @@ from homeserver.services.sessions import Requester
 from homeserver.services.sync import Sync
 from homeserver.storage import events as event_store
 
-# Nothing at all: the cheapest sync, for a token meaning "now".
-NOTHING = orjson.dumps({
-    "room": {"rooms": [], "account_data": {"types": []}}, "presence": {"types": []},
-    "account_data": {"types": []},
-}).decode()
 DEFAULT_INITIAL_LIMIT = 10
 # The event stream hands out everything since its token (no gap), up to the sync maximum per room.
 EVENTS_FILTER = orjson.dumps({"room": {"timeline": {"limit": 1000}}}).decode()
@@ -39,12 +34,9 @@ class LegacySync:
         self.rooms = rooms
         self.directory = directory
 
-    async def _now(self, requester: Requester) -> str:
-        return (await self.sync.sync(requester, None, 0, False, NOTHING))["next_batch"]
-
     async def events(self, requester: Requester, from_token: str | None, timeout_ms: int) -> dict[str, Any]:
         """`GET /events`: what happened after `from` (or from now), long-polling up to `timeout`."""
-        start = from_token or await self._now(requester)
+        start = from_token or await self.sync.current_token()
         result = await self.sync.sync(requester, start, timeout_ms, False, EVENTS_FILTER)
         chunk: list[dict[str, Any]] = list(result.get("account_data", {}).get("events", []))
         rooms = result.get("rooms", {})

@@ -137,6 +137,10 @@ class Sync:
         finally:
             self.notifier.forget(requester.user_id, waiter)
 
+    async def current_token(self) -> str:
+        """A token meaning "now" (where the event stream starts when a client gives none)."""
+        return str(await self._current())
+
     async def _current(self) -> SyncToken:
         """Positions read under each stream's lock (see `Database.stream_lock`): no write in flight."""
         events = await self.pipeline.current_position()

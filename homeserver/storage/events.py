@@ -172,12 +172,7 @@ async def set_current_state(conn: Executor, room_nid: int, changes: dict[int, in
 async def set_membership(
     conn: Executor, room_nid: int, user_id: str, membership: str, event_nid: int, stream_ordering: int
 ) -> None:
-    await conn.execute(
-        "INSERT INTO room_memberships (room_nid, user_id, membership, event_nid, stream_ordering) "
-        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (room_nid, user_id) DO UPDATE SET "
-        "membership = EXCLUDED.membership, event_nid = EXCLUDED.event_nid, stream_ordering = EXCLUDED.stream_ordering",
-        room_nid, user_id, membership, event_nid, stream_ordering,
-    )
+    await set_memberships(conn, room_nid, [(user_id, membership, event_nid, stream_ordering)])
 
 
 async def rooms_of_user(conn: Executor, user_id: str, memberships: Iterable[str]) -> list[dict[str, Any]]:
@@ -383,10 +378,11 @@ async def membership_changes_around(conn: Executor, user_id: str, since: int, up
     """Users whose membership changed between two positions in a room `user_id` is in (or was in,
     when their own membership changed then)."""
     rows = await conn.fetch(
-        "SELECT DISTINCT other.user_id FROM room_memberships mine "
-        "JOIN room_memberships other ON other.room_nid = mine.room_nid "
-        "WHERE mine.user_id = $1 AND ((other.stream_ordering > $2 AND other.stream_ordering <= $3 "
-        "AND mine.membership = 'join') OR (mine.stream_ordering > $2 AND mine.stream_ordering <= $3))",
+        "SELECT other.user_id FROM room_memberships mine JOIN room_memberships other "
+        "ON other.room_nid = mine.room_nid AND other.stream_ordering > $2 AND other.stream_ordering <= $3 "
+        "WHERE mine.user_id = $1 AND mine.membership = 'join' "
+        "UNION SELECT other.user_id FROM room_memberships mine JOIN room_memberships other USING (room_nid) "
+        "WHERE mine.user_id = $1 AND mine.stream_ordering > $2 AND mine.stream_ordering <= $3",
         user_id, since, upto,
     )
     return {r["user_id"] for r in rows}

@@ -63,12 +63,17 @@ async def rejected_events(conn: Executor, nids: Iterable[int]) -> set[int]:
     return {r["event_nid"] for r in rows}
 
 
-async def enqueue_pdu(conn: Executor, event_nid: int, destinations: Iterable[str]) -> None:
-    await conn.execute(
-        "INSERT INTO federation_pdu_queue (destination, event_nid) SELECT unnest($2::text[]), $1 "
-        "ON CONFLICT DO NOTHING",
-        event_nid, list(destinations),
+async def enqueue_pdu(conn: Executor, event_nid: int, room_nid: int, extra: str | None, own: str) -> list[str]:
+    """Queue an event for every server with a joined member in the room, and `extra`, but `own`,
+    in one statement; the destinations."""
+    rows = await conn.fetch(
+        "INSERT INTO federation_pdu_queue (destination, event_nid) "
+        "SELECT d, $1 FROM (SELECT server AS d FROM room_memberships WHERE room_nid = $2 AND membership = 'join' "
+        "UNION SELECT $3::text WHERE $3::text IS NOT NULL) s WHERE d <> $4 "
+        "ON CONFLICT DO NOTHING RETURNING destination",
+        event_nid, room_nid, extra, own,
     )
+    return [r["destination"] for r in rows]
 
 
 async def enqueue_edus(conn: Executor, rows: list[tuple[str, str, str]]) -> None:

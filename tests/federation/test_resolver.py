@@ -49,3 +49,14 @@ async def test_well_known_is_cached() -> None:
     for _ in range(3):
         await resolver.resolve("a.example")
     assert lookups.well_known_asked == ["a.example"]
+
+
+def test_unreadable_custom_ca_stops_start_up(tmp_path) -> None:  # noqa: ANN001
+    from nacl.signing import SigningKey
+
+    from homeserver.config import Config
+    from homeserver.errors import StartupError
+    from homeserver.federation.client import FederationClient
+
+    with pytest.raises(StartupError, match="federation_custom_ca_list"):
+        FederationClient(Config(federation_custom_ca_list=(tmp_path / "missing.pem",)), SigningKey.generate())
