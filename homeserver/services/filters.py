@@ -123,6 +123,28 @@ class Filter:
     room: RoomFilter = field(default_factory=RoomFilter)
     presence: EventFilter = EventFilter()
     account_data: EventFilter = EventFilter()
+    federation_format: bool = False
+    event_fields: tuple[tuple[str, ...], ...] | None = None
+
+    def shape(self, event: dict[str, Any], pdu: dict[str, Any]) -> dict[str, Any]:
+        """A room event (client format) as the filter asks: the PDU's fields too with
+        `event_format: federation`, only the `event_fields` paths when those are given."""
+        if self.federation_format:
+            event = {**pdu, **event}
+        if self.event_fields is None:
+            return event
+        shaped: dict[str, Any] = {}
+        for path in self.event_fields:
+            source, target = event, shaped
+            for depth, name in enumerate(path):
+                if not isinstance(source, dict) or name not in source:
+                    break
+                if depth == len(path) - 1:
+                    target[name] = source[name]
+                else:
+                    source = source[name]
+                    target = target.setdefault(name, {})
+        return shaped
 
     @classmethod
     def parse(cls, value: Any) -> "Filter":
@@ -143,4 +165,35 @@ class Filter:
             ),
             presence=EventFilter.parse(value.get("presence"), "presence"),
             account_data=EventFilter.parse(value.get("account_data"), "account_data"),
+            federation_format=_event_format(value.get("event_format")),
+            event_fields=_field_paths(value.get("event_fields")),
         )
+
+
+def _event_format(value: Any) -> bool:
+    if value not in (None, "client", "federation"):
+        raise bad_json("event_format must be 'client' or 'federation'")
+    return value == "federation"
+
+
+def _field_paths(value: Any) -> tuple[tuple[str, ...], ...] | None:
+    """`event_fields`: dot-separated paths, where `\\.` is a literal dot and `\\\\` a backslash."""
+    fields = _strings(value, "event_fields")
+    if fields is None:
+        return None
+    paths = []
+    for raw in fields:
+        parts, current, escaped = [], "", False
+        for char in raw:
+            if escaped:
+                current, escaped = current + char, False
+            elif char == "\\":
+                escaped = True
+            elif char == ".":
+                parts.append(current)
+                current = ""
+            else:
+                current += char
+        parts.append(current)
+        paths.append(tuple(parts))
+    return tuple(paths)

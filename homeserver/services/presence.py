@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Collection
 
 from homeserver.errors import bad_json, forbidden
 from homeserver.services.notifier import Notifier
@@ -94,11 +94,12 @@ class Presence:
             raise forbidden("You do not share a room with this user")
         return self._content(user_id, self._users.get(user_id))
 
-    async def events_since(self, user_id: str, since: int | None) -> list[dict[str, Any]]:
-        """`m.presence` events of users sharing a room with `user_id`, changed after `since`."""
+    async def events_since(self, user_id: str, since: int | None, also: Collection[str] = ()) -> list[dict[str, Any]]:
+        """`m.presence` events of users sharing a room with `user_id`, changed after `since`, and
+        of the users in `also` (met in a newly joined room) whether changed or not."""
         if not self.enabled:
             return []
-        changed = [u for u, p in self._users.items() if since is None or p.serial > since]
+        changed = [u for u, p in self._users.items() if since is None or p.serial > since or u in also]
         if not changed:
             return []
         visible = await event_store.users_sharing_rooms(self.database.pool, user_id)

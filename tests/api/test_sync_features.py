@@ -81,7 +81,8 @@ async def test_lazy_loading_and_heroes(start_server: StartServer, http) -> None:
     _, synced = await api.call("GET", "/sync", token=tokens[0], query={"filter": lazy})
     joined = synced["rooms"]["join"][room]
     members = {e["state_key"] for e in joined["state"]["events"] if e["type"] == "m.room.member"}
-    assert members == {"@alice:test.local", "@bob:test.local"}
+    # The speaker, the user, and the heroes clients name this unnamed room after.
+    assert members == {f"@{n}:test.local" for n in ("alice", "bob", "carol", "dave", "erin", "fred")}
     summary = joined["summary"]
     assert summary["m.joined_member_count"] == 7
     assert summary["m.heroes"] == ["@bob:test.local", "@carol:test.local", "@dave:test.local",
@@ -91,6 +92,61 @@ async def test_lazy_loading_and_heroes(start_server: StartServer, http) -> None:
     status, body = await api.call("GET", "/sync", token=tokens[0],
                                   query={"filter": '{"room":{"state":{"lazy_load_members":"yes"}}}'})
     assert (status, body["errcode"]) == (400, "M_BAD_JSON")
+
+
+def _members(synced: dict, room: str) -> dict[str, str]:
+    """state_key -> membership of the member events in a synced room's state section."""
+    joined = synced["rooms"]["join"].get(room, {})
+    return {e["state_key"].split(":")[0][1:]: e["content"]["membership"]
+            for e in joined.get("state", {}).get("events", []) if e["type"] == "m.room.member"}
+
+
+async def test_lazy_loading_across_incremental_syncs(start_server: StartServer, http) -> None:  # noqa: ANN001
+    api = Api(http, await start_server(**OPEN))
+    room, (alice, bob, carol, dave) = await setup(api, "alice", "bob", "carol", "dave")
+    await api.call("PUT", f"/rooms/{room}/state/m.room.name", {"name": "named"}, token=alice)
+    lazy = json.dumps({"room": {"state": {"lazy_load_members": True}, "timeline": {"limit": 5}}})
+    redundant = json.dumps({"room": {"state": {"lazy_load_members": True, "include_redundant_members": True},
+                                     "timeline": {"limit": 5}}})
+
+    async def say(token: str, count: int = 1) -> None:
+        for _ in range(count):
+            await api.call("POST", f"/rooms/{room}/send/m.room.message", {"body": "x"}, token=token)
+
+    await say(bob, 5)
+    _, first = await api.call("GET", "/sync", token=alice, query={"filter": lazy})
+    assert _members(first, room) == {"alice": "join", "bob": "join"}
+    # A new speaker's membership comes once; the user's own and bob's (already sent) do not.
+    await say(carol)
+    await say(bob)
+    _, second = await api.call("GET", "/sync", token=alice, query={"filter": lazy, "since": first["next_batch"]})
+    assert _members(second, room) == {"carol": "join"}
+    await say(carol)
+    _, third = await api.call("GET", "/sync", token=alice, query={"filter": lazy, "since": second["next_batch"]})
+    assert _members(third, room) == {}
+    # Asked for, the redundant ones come anyway (never the user's own).
+    await say(bob)
+    await say(carol)
+    _, again = await api.call("GET", "/sync", token=alice, query={"filter": redundant, "since": third["next_batch"]})
+    assert _members(again, room) == {"bob": "join", "carol": "join"}
+    # A gap: membership changes inside it come, with the memberships of whoever speaks after it.
+    await api.call("POST", f"/rooms/{room}/leave", {}, token=carol)
+    await say(bob, 6)
+    await api.call("POST", f"/rooms/{room}/leave", {}, token=bob)
+    await say(dave, 5)
+    _, gappy = await api.call("GET", "/sync", token=alice, query={"filter": lazy, "since": again["next_batch"]})
+    assert gappy["rooms"]["join"][room]["timeline"]["limited"] is True
+    assert _members(gappy, room) == {"carol": "leave", "bob": "leave", "dave": "join"}
+    # Another device of the same user has been sent nothing yet; a new initial sync starts over.
+    _, login = await api.login("alice")
+    await say(dave)
+    _, other = await api.call("GET", "/sync", token=login["access_token"], query={"filter": lazy})
+    assert _members(other, room) == {"alice": "join", "dave": "join"}
+    _, restart = await api.call("GET", "/sync", token=alice, query={"filter": lazy})
+    assert _members(restart, room) == {"alice": "join", "dave": "join"}
+    await say(dave)
+    _, after = await api.call("GET", "/sync", token=alice, query={"filter": lazy, "since": restart["next_batch"]})
+    assert _members(after, room) == {}
 
 
 async def test_filters(start_server: StartServer, http) -> None:  # noqa: ANN001
@@ -166,3 +222,83 @@ async def test_new_display_name_is_no_new_join_in_incremental_sync(start_server:
     timeline = later["rooms"]["join"][room]["timeline"]
     assert [e["type"] for e in timeline["events"]] == ["m.room.member", "m.room.message"]
     assert timeline["limited"] is False
+
+
+async def test_incremental_sync_rooms_as_synapse_sends_them(start_server: StartServer, http) -> None:  # noqa: ANN001
+    api = Api(http, await start_server(**OPEN))
+    alice, bob, carol = [(await api.register(n))["access_token"] for n in ("alice", "bob", "carol")]
+    quiet = json.dumps({"room": {"timeline": {"types": []}, "state": {"types": ["test.state"]},
+                                 "ephemeral": {"types": []}, "include_leave": True}})
+    _, created = await api.call("POST", "/createRoom", {"preset": "private_chat"}, token=alice)
+    room = created["room_id"]
+    await api.call("PUT", f"/rooms/{room}/state/test.state", {"v": 1}, token=alice)
+    _, first = await api.call("GET", "/sync", token=alice, query={"filter": quiet})
+    assert len(first["rooms"]["join"][room]["state"]["events"]) == 1
+    # Nothing the filter lets through changed: the room is left out (and the sync waits).
+    await api.call("PUT", f"/rooms/{room}/state/m.room.member/@alice:test.local",
+                   {"membership": "join", "displayname": "Alice"}, token=alice)
+    _, nothing = await api.call("GET", "/sync", token=alice, query={"filter": quiet, "since": first["next_batch"]})
+    assert room not in nothing["rooms"]["join"]
+
+    # Invited, then joined and left between two syncs: the leave comes with the room's whole state.
+    await api.call("POST", f"/rooms/{room}/invite", {"user_id": "@bob:test.local"}, token=alice)
+    _, bob_first = await api.call("GET", "/sync", token=bob, query={"filter": quiet})
+    await api.call("POST", f"/rooms/{room}/join", {}, token=bob)
+    await api.call("POST", f"/rooms/{room}/leave", {}, token=bob)
+    _, bob_next = await api.call("GET", "/sync", token=bob, query={"filter": quiet, "since": bob_first["next_batch"]})
+    assert [e["content"] for e in bob_next["rooms"]["leave"][room]["state"]["events"]] == [{"v": 1}]
+
+    # History visible to joined members only: carol's join, made while bob was away, is current
+    # state and so still appears in bob's timeline when he comes back.
+    await api.call("PUT", f"/rooms/{room}/state/m.room.history_visibility", {"history_visibility": "joined"},
+                   token=alice)
+    await api.call("POST", f"/rooms/{room}/invite", {"user_id": "@bob:test.local"}, token=alice)
+    await api.call("POST", f"/rooms/{room}/join", {}, token=bob)
+    _, before = await api.call("GET", "/sync", token=bob)
+    await api.call("POST", f"/rooms/{room}/leave", {}, token=bob)
+    await api.call("POST", f"/rooms/{room}/invite", {"user_id": "@carol:test.local"}, token=alice)
+    await api.call("POST", f"/rooms/{room}/join", {}, token=carol)
+    await api.call("POST", f"/rooms/{room}/invite", {"user_id": "@bob:test.local"}, token=alice)
+    await api.call("POST", f"/rooms/{room}/join", {}, token=bob)
+    _, back = await api.call("GET", "/sync", token=bob, query={"since": before["next_batch"]})
+    timeline = back["rooms"]["join"][room]["timeline"]
+    assert any(e["type"] == "m.room.member" and e["state_key"] == "@carol:test.local"
+               and e["content"]["membership"] == "join" for e in timeline["events"])
+
+
+async def test_newly_joined_room_in_incremental_sync(start_server: StartServer, http) -> None:  # noqa: ANN001
+    api = Api(http, await start_server(**OPEN))
+    alice, bob = [(await api.register(n))["access_token"] for n in ("alice", "bob")]
+    _, created = await api.call("POST", "/createRoom", {"preset": "public_chat"}, token=alice)
+    room = created["room_id"]
+    await api.call("GET", "/sync", token=alice)
+    _, start = await api.call("GET", "/sync", token=bob)
+    await api.call("POST", f"/rooms/{room}/join", {}, token=bob)
+    _, joined = await api.call("GET", "/sync", token=bob, query={"since": start["next_batch"]})
+    # All of the room's few events fit, yet the client has none of its history before: limited.
+    assert joined["rooms"]["join"][room]["timeline"]["limited"] is True
+    # Alice's presence has not changed since bob's last sync, but bob has just met her.
+    assert [e["sender"] for e in joined["presence"]["events"] if e["sender"] != "@bob:test.local"] \
+        == ["@alice:test.local"]
+
+
+async def test_event_format_and_fields(start_server: StartServer, http) -> None:  # noqa: ANN001
+    api = Api(http, await start_server(**OPEN))
+    alice = (await api.register("alice"))["access_token"]
+    _, created = await api.call("POST", "/createRoom", {}, token=alice)
+    room = created["room_id"]
+    await api.call("POST", f"/rooms/{room}/send/m.room.message", {"body": "hi", "a.b": 1, "x": 2}, token=alice)
+    one = {"room": {"timeline": {"limit": 1}}}
+    _, synced = await api.call("GET", "/sync", token=alice,
+                               query={"filter": json.dumps({**one, "event_format": "federation"})})
+    event = synced["rooms"]["join"][room]["timeline"]["events"][0]
+    assert {"prev_events", "auth_events", "depth", "hashes", "signatures", "event_id", "unsigned"} <= set(event)
+    assert event["content"]["body"] == "hi"
+    _, synced = await api.call("GET", "/sync", token=alice, query={"filter": json.dumps(
+        {**one, "event_fields": ["type", "content.body", "content.a\\.b"]})})
+    assert synced["rooms"]["join"][room]["timeline"]["events"] == [
+        {"type": "m.room.message", "content": {"body": "hi", "a.b": 1}}]
+    assert all(set(e) <= {"type", "content"} for e in synced["rooms"]["join"][room]["state"]["events"])
+    for bad in ({"event_format": "xml"}, {"event_fields": "type"}):
+        status, body = await api.call("POST", "/user/@alice:test.local/filter", bad, token=alice)
+        assert (status, body["errcode"]) == (400, "M_BAD_JSON")
