@@ -133,11 +133,22 @@ def _int_query(request: web.Request, key: str, default: int | None = None) -> in
     return int(raw)
 
 
+def _event_filter(request: web.Request) -> EventFilter | None:
+    """The `filter` query parameter of /messages and /context (a RoomEventFilter as JSON)."""
+    if "filter" not in request.query:
+        return None
+    try:
+        definition = json.loads(request.query["filter"])
+    except ValueError:
+        raise bad_json("filter is not valid JSON") from None
+    return EventFilter.parse(definition, "filter")
+
+
 async def context(request: web.Request) -> web.Response:
     requester = await require_user(request)
     limit = min(_int_query(request, "limit", 10), 100)
     result = await request.app[HOMESERVER].rooms.context(
-        requester, request.match_info["room"], request.match_info["event_id"], limit
+        requester, request.match_info["room"], request.match_info["event_id"], limit, _event_filter(request)
     )
     return json_response(result)
 
@@ -173,15 +184,9 @@ async def messages(request: web.Request) -> web.Response:
     raw_limit = request.query.get("limit", "10")
     if not raw_limit.isdigit():
         raise invalid_param("limit must be a non-negative integer")
-    event_filter = None
-    if "filter" in request.query:
-        try:
-            event_filter = EventFilter.parse(json.loads(request.query["filter"]), "filter")
-        except ValueError:
-            raise bad_json("filter is not valid JSON") from None
     result = await request.app[HOMESERVER].rooms.messages(
         requester, request.match_info["room"], request.query.get("from"), direction, int(raw_limit),
-        request.query.get("to"), event_filter,
+        request.query.get("to"), _event_filter(request),
     )
     return json_response(result)
 

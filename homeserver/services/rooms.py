@@ -14,7 +14,7 @@ import logging
 import secrets
 import string
 import time
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Any, Awaitable, Callable, Collection, Sequence
 
 from homeserver.config import Config
 from homeserver.core.ids import is_valid_user_id, server_of
@@ -449,12 +449,13 @@ class Rooms:
 
     async def visible_rows(
         self, requester: Requester, room: Room, rows: list[dict[str, Any]],
-        ignored: set[str] | None = None, joined_now: bool | None = None,
+        ignored: set[str] | None = None, joined_now: bool | None = None, always: Collection[int] = (),
     ) -> list[dict[str, Any]]:
         """The events the user may see under the room's history visibility (client-server API
         "History visibility"), judged as Synapse does: with the visibility and the user's
         membership in the state at each event, and whether the user is joined now.
-        `ignored` and `joined_now` may be passed when the caller knows them (sync)."""
+        `ignored` and `joined_now` may be passed when the caller knows them (sync); events in
+        `always` (sync: the room's current state) are shown whatever the visibility."""
         if not rows:
             return rows
         if ignored is None:
@@ -474,14 +475,25 @@ class Rooms:
             visibility_event = events.get(state.get(visibility_key, -1))
             member_event = events.get(state.get(member_key, -1))
             visibility = visibility_event.content.get("history_visibility", "shared") if visibility_event else "shared"
+            if row["type"] == "m.room.history_visibility" and row["state_key"] == "" \
+                    and row["stream_ordering"] is not None and visibility_key is not None:
+                # A change of visibility is seen under the more open of the old and new (as Synapse).
+                before = await self._visibility_before(room, row["stream_ordering"], visibility_key)
+                visibility = min(visibility, before, key=lambda v: VISIBILITY_OPENNESS.get(v, len(VISIBILITY_OPENNESS)))
             membership = member_event.membership if member_event else None
             own_membership = row["type"] == "m.room.member" and row["state_key"] == requester.user_id
             if (
-                own_membership or membership == "join" or visibility == "world_readable"
+                own_membership or row["event_nid"] in always or membership == "join" or visibility == "world_readable"
                 or (joined_now and (visibility == "shared" or (visibility == "invited" and membership == "invite")))
             ):
                 visible.append(row)
         return visible
+
+    async def _visibility_before(self, room: Room, position: int, visibility_key: int) -> str:
+        group = await event_store.state_group_at(self.database.pool, room.room_nid, position - 1)
+        nid = (await self.store.state_group(group)).get(visibility_key) if group is not None else None
+        event = (await self.store.events(room, [nid]))[nid] if nid is not None else None
+        return event.content.get("history_visibility", "shared") if event else "shared"
 
     async def client_events(
         self, requester: Requester, room: Room, rows: list[dict[str, Any]],
@@ -858,8 +870,11 @@ class Rooms:
             return row["stream_ordering"]
         return await self.pipeline.current_position()
 
-    async def context(self, requester: Requester, room_id: str, event_id: str, limit: int) -> dict[str, Any]:
-        """`/context`: the event, up to `limit` events around it, and the state at the last one returned."""
+    async def context(
+        self, requester: Requester, room_id: str, event_id: str, limit: int, event_filter: EventFilter | None = None,
+    ) -> dict[str, Any]:
+        """`/context`: the event, up to `limit` events around it (those the filter allows), and the
+        state at the last one returned (with lazy-loading, only the memberships of their senders)."""
         room = await self.store.require_room(room_id)
         target = await event_store.event_by_id(self.database.pool, event_id)
         ceiling = await self._visible_position(room, requester.user_id)
@@ -868,24 +883,43 @@ class Rooms:
                 or target["stream_ordering"] > ceiling:
             raise not_found("Event not found")
         position = target["stream_ordering"]
-        before = await event_store.room_events(self.database.pool, room.room_nid, None, position - 1, limit // 2, True)
+        types = _type_bounds(event_filter)
+        before = await event_store.room_events(
+            self.database.pool, room.room_nid, None, position - 1, limit // 2, True, *types
+        )
         after = await event_store.room_events(
-            self.database.pool, room.room_nid, position, ceiling, limit - len(before), False
+            self.database.pool, room.room_nid, position, ceiling, limit - len(before), False, *types
         )
         last = after[-1]["stream_ordering"] if after else position
-        group = await event_store.state_group_at(self.database.pool, room.room_nid, last)
-        state = await self.store.state_group(group) if group is not None else {}
-        state_events = await self.store.events(room, state.values())
         if not await self.visible_rows(requester, room, [target]):
             raise not_found("Event not found")
+        shown_before = self._filtered(room, await self.visible_rows(requester, room, before), event_filter)
+        shown_after = self._filtered(room, await self.visible_rows(requester, room, after), event_filter)
         return {
             "event": (await self.client_events(requester, room, [target]))[0],
-            "events_before": await self.client_events(requester, room, await self.visible_rows(requester, room, before)),
-            "events_after": await self.client_events(requester, room, await self.visible_rows(requester, room, after)),
+            "events_before": await self.client_events(requester, room, shown_before),
+            "events_after": await self.client_events(requester, room, shown_after),
             "start": f"t{(before[-1]['stream_ordering'] if before else position) - 1}",
             "end": f"t{last}",
-            "state": [client_event(e) for e in state_events.values()],
+            "state": await self._state_for_page(room, last, [target, *shown_before, *shown_after], event_filter),
         }
+
+    @staticmethod
+    def _filtered(room: Room, rows: list[dict[str, Any]], event_filter: EventFilter | None) -> list[dict[str, Any]]:
+        if event_filter is None:
+            return rows
+        return [r for r in rows if event_filter.allows(r["type"], r["sender"], room.room_id)]
+
+    async def _state_for_page(
+        self, room: Room, position: int, rows: list[dict[str, Any]], event_filter: EventFilter | None,
+    ) -> list[dict[str, Any]]:
+        """The state after `position`; with lazy-loading only the memberships of the rows' senders."""
+        group = await event_store.state_group_at(self.database.pool, room.room_nid, position)
+        state = await self.store.state_events(room, await self.store.state_group(group)) if group is not None else {}
+        if event_filter is not None and event_filter.lazy_load_members:
+            senders = {r["sender"] for r in rows}
+            return [client_event(e) for key, e in state.items() if key[0] == "m.room.member" and key[1] in senders]
+        return [client_event(e) for e in state.values()]
 
     async def timestamp_to_event(self, requester: Requester, room_id: str, ts: int, forwards: bool) -> dict[str, Any]:
         room = await self.store.require_room(room_id)
@@ -943,33 +977,42 @@ class Rooms:
         limit = max(1, min(limit, MAX_HISTORY_PAGE))
         position = parse_position(from_token) if from_token else None
         bound = parse_position(to_token) if to_token else None
+        types = _type_bounds(event_filter)
         if direction == "b":
             upto = position if position is not None else await self.pipeline.current_position()
             if ceiling is not None:
                 upto = min(upto, ceiling)
-            rows = await event_store.room_events(self.database.pool, room.room_nid, bound, upto, limit, True)
+            rows = await event_store.room_events(self.database.pool, room.room_nid, bound, upto, limit, True, *types)
             if len(rows) < limit and self.federation is not None \
                     and await self.federation.backfill(room, limit - len(rows)):
-                rows = await event_store.room_events(self.database.pool, room.room_nid, bound, upto, limit, True)
+                rows = await event_store.room_events(self.database.pool, room.room_nid, bound, upto, limit, True,
+                                                     *types)
             end = rows[-1]["stream_ordering"] - 1 if rows else None
         else:
             after = position if position is not None else 0
             upto = bound if bound is not None else ceiling
-            rows = await event_store.room_events(self.database.pool, room.room_nid, after, upto, limit, False)
+            rows = await event_store.room_events(self.database.pool, room.room_nid, after, upto, limit, False, *types)
             end = rows[-1]["stream_ordering"] if rows else None
         start = position if position is not None else (upto if direction == "b" else 0)
-        visible = await self.visible_rows(requester, room, rows)
-        if event_filter is not None:
-            visible = [r for r in visible if event_filter.allows(r["type"], r["sender"], room.room_id)]
+        visible = self._filtered(room, await self.visible_rows(requester, room, rows), event_filter)
         result: dict[str, Any] = {"chunk": await self.client_events(requester, room, visible), "start": f"t{start}"}
         if event_filter is not None and event_filter.lazy_load_members:
-            senders = {r["sender"] for r in visible}
-            current = await self.store.state_events(room, await event_store.current_state(self.database.pool, room.room_nid))
-            result["state"] = [client_event(e) for key, e in current.items()
-                               if key[0] == "m.room.member" and key[1] in senders]
-        if end is not None and len(rows) == limit:
+            # The senders' memberships as of the page's newest event: each of them has one there.
+            newest = max((r["stream_ordering"] for r in visible), default=None)
+            result["state"] = [] if newest is None else await self._state_for_page(room, newest, visible, event_filter)
+        if end is not None:
+            # Whenever the page has events, as Synapse: the page after the last one is empty.
             result["end"] = f"t{end}"
         return result
+
+
+# History visibilities, most open first.
+VISIBILITY_OPENNESS = {"world_readable": 0, "shared": 1, "invited": 2, "joined": 3}
+
+
+def _type_bounds(event_filter: EventFilter | None) -> tuple[Sequence[str] | None, Sequence[str]]:
+    """A filter's `types` and `not_types`, applied where events are read so they count before the limit."""
+    return (None, ()) if event_filter is None else (event_filter.types, event_filter.not_types)
 
 
 def parse_position(token: str) -> int:

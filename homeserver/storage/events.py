@@ -237,15 +237,18 @@ async def membership_of(conn: Executor, room_nid: int, user_id: str) -> dict[str
 
 
 async def room_events(
-    conn: Executor, room_nid: int, after: int | None, upto: int | None, limit: int, newest_first: bool
+    conn: Executor, room_nid: int, after: int | None, upto: int | None, limit: int, newest_first: bool,
+    types: Iterable[str] | None = None, not_types: Iterable[str] = (),
 ) -> list[dict[str, Any]]:
-    """Events with after < stream_ordering <= upto, the `limit` newest or oldest."""
+    """Events with after < stream_ordering <= upto, the `limit` newest or oldest (of the given
+    types, none of `not_types`: a filter's types count before the limit)."""
     order = "DESC" if newest_first else "ASC"
     rows = await conn.fetch(
         f"SELECT {EVENT_COLUMNS} FROM events WHERE room_nid = $1 AND stream_ordering IS NOT NULL "
         "AND ($2::bigint IS NULL OR stream_ordering > $2) AND ($3::bigint IS NULL OR stream_ordering <= $3) "
-        f"AND rejected_reason IS NULL ORDER BY stream_ordering {order} LIMIT $4",
-        room_nid, after, upto, limit,
+        "AND rejected_reason IS NULL AND ($5::text[] IS NULL OR type LIKE ANY($5::text[])) "
+        f"AND NOT (type LIKE ANY($6::text[])) ORDER BY stream_ordering {order} LIMIT $4",
+        room_nid, after, upto, limit, _like(types) if types is not None else None, _like(not_types),
     )
     return [dict(r) for r in rows]
 

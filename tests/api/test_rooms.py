@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import asyncio
 
 import pytest
@@ -214,6 +216,16 @@ async def test_sync_filters_and_bad_input(api: Api) -> None:
     assert (await api.call("GET", f"/user/@alice:test.local/filter/{created['filter_id']}", token=alice))[1] == {
         "room": {"timeline": {"limit": 2}}}
     _, made = await api.call("POST", "/createRoom", {}, token=alice)
+    _, whole = await api.call("GET", "/sync", token=alice)
+    # A room's whole history in an initial sync: prev_batch pages back through it again (as Synapse's).
+    timeline = whole["rooms"]["join"][made["room_id"]]["timeline"]
+    assert timeline["limited"] is False and timeline["events"][0]["type"] == "m.room.create"
+    _, again = await api.call("GET", f"/rooms/{made['room_id']}/messages", token=alice,
+                              query={"dir": "b", "from": timeline["prev_batch"]})
+    assert [e["event_id"] for e in again["chunk"]] == [e["event_id"] for e in reversed(timeline["events"])]
+    _, past_the_start = await api.call("GET", f"/rooms/{made['room_id']}/messages", token=alice,
+                                       query={"dir": "b", "from": again["end"]})
+    assert past_the_start["chunk"] == [] and "end" not in past_the_start
     _, synced = await api.call("GET", "/sync", token=alice, query={"filter": created["filter_id"]})
     assert len(synced["rooms"]["join"][made["room_id"]]["timeline"]["events"]) == 2
     _, inline = await api.call("GET", "/sync", token=alice, query={"filter": '{"room":{"timeline":{"limit":1}}}'})
@@ -295,6 +307,17 @@ async def test_members_filters_context_and_timestamps(api: Api) -> None:
     assert [e["content"]["body"] for e in context["events_before"]] == ["2", "1"]
     assert [e["content"]["body"] for e in context["events_after"]] == ["4", "5"]
     assert any(e["type"] == "m.room.create" for e in context["state"])
+    # With a filter: only the events it allows around the event, only their senders' memberships.
+    await api.call("PUT", f"/rooms/{room}/send/m.room.message/c6", {"body": "6"}, token=alice)
+    lazy = json.dumps({"lazy_load_members": True, "not_types": ["m.room.member"]})
+    status, context = await api.call("GET", f"/rooms/{room}/context/{ids[5]}", token=alice,
+                                     query={"limit": "4", "filter": lazy})
+    assert status == 200, context
+    assert [e["content"]["body"] for e in context["events_before"]] == ["4", "3"]
+    assert [e["content"]["body"] for e in context["events_after"]] == ["6"]
+    assert [(e["type"], e["state_key"]) for e in context["state"]] == [("m.room.member", "@alice:test.local")]
+    status, body = await api.call("GET", f"/rooms/{room}/context/{ids[5]}", token=alice, query={"filter": "{"})
+    assert (status, body["errcode"]) == (400, "M_BAD_JSON")
     status, body = await api.call("GET", f"/rooms/{room}/context/$missing", token=alice)
     assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
 
@@ -331,6 +354,23 @@ async def test_history_visibility(
     assert ("before invite" in bodies) == sees_before_invite
     assert ("after invite" in bodies) == sees_between_invite_and_join
     assert "after join" in bodies
+
+
+async def test_visibility_changes_are_seen_under_the_more_open_setting(api: Api) -> None:
+    alice, bob = await users(api, "alice", "bob")
+    _, created = await api.call("POST", "/createRoom", {"preset": "public_chat"}, token=alice)
+    room = created["room_id"]
+    for visibility, body in (("joined", "1"), ("invited", "2"), ("shared", "3")):
+        await api.call("PUT", f"/rooms/{room}/state/m.room.history_visibility", {"history_visibility": visibility},
+                       token=alice)
+        await api.call("POST", f"/rooms/{room}/send/m.room.message", {"body": body}, token=alice)
+    await api.call("POST", f"/rooms/{room}/join", {}, token=bob)
+    _, synced = await api.call("GET", "/sync", token=bob)
+    seen = [e["content"].get("history_visibility", e["content"].get("body", e["type"]))
+            for e in synced["rooms"]["join"][room]["timeline"]["events"]]
+    # shared -> joined is seen (under shared), joined -> invited is not (bob was not invited), the
+    # messages under joined and invited are not; invited -> shared is.
+    assert seen[-4:] == ["joined", "shared", "3", "m.room.member"], seen
 
 
 async def test_room_alias_on_creation_and_join_by_alias(api: Api) -> None:
