@@ -50,6 +50,26 @@ class AccountData:
             await account_data.put_account_data(self.database.pool, user_id, room_id, data_type, content)
         self.notifier.notify([user_id])
 
+    async def follow_upgrade(self, user_id: str, old_room_id: str, new_room_id: str) -> None:
+        """A user arriving in an upgraded room keeps what they had of the old one (as Synapse):
+        its tags, and its place in `m.direct`. One transaction; nothing is overwritten."""
+        async with self.database.stream_lock("account_data"), self.database.pool.acquire() as conn, \
+                conn.transaction():
+            old_tags = await account_data.get_account_data(conn, user_id, old_room_id, "m.tag")
+            new_tags = await account_data.get_account_data(conn, user_id, new_room_id, "m.tag")
+            if old_tags and old_tags.get("tags") and not (new_tags and new_tags.get("tags")):
+                await account_data.put_account_data(conn, user_id, new_room_id, "m.tag", old_tags)
+            direct = await account_data.get_account_data(conn, user_id, "", "m.direct")
+            if isinstance(direct, dict):
+                moved = {
+                    other: [*rooms, new_room_id]
+                    if isinstance(rooms, list) and old_room_id in rooms and new_room_id not in rooms else rooms
+                    for other, rooms in direct.items()
+                }
+                if moved != direct:
+                    await account_data.put_account_data(conn, user_id, "", "m.direct", moved)
+        self.notifier.notify([user_id])
+
     async def tags(self, requester: Requester, user_id: str, room_id: str) -> dict[str, Any]:
         self._check(requester, user_id, room_id, "m.tag")
         content = await account_data.get_account_data(self.database.pool, user_id, room_id, "m.tag") or {}

@@ -265,6 +265,7 @@ class Rooms:
                 raise not_found("No known room, and no server to ask about it")
             content = await self._member_content(requester.user_id, "join", extra)
             await self.federation.join_remote(room_id, requester.user_id, servers, content)
+            await self._follow_upgrade(await self.store.require_room(room_id), requester.user_id)
             return room_id
         assert room is not None
         if requester.is_guest and not await self._guests_may_join(room):
@@ -275,7 +276,17 @@ class Rooms:
         content = await self._member_content(requester.user_id, "join", extra)
         if await self._unchanged_state(room, requester.user_id, "m.room.member", requester.user_id, content) is None:
             await self._send(room, requester.user_id, "m.room.member", content, requester.user_id)
+            await self._follow_upgrade(room, requester.user_id)
         return room.room_id
+
+    async def _follow_upgrade(self, room: Room, user_id: str) -> None:
+        """Joining the successor of an upgraded room brings the user's tags and m.direct entry along."""
+        key = (await self.store.key_nids([("m.room.create", "")])).get(("m.room.create", ""))
+        nid = (await event_store.current_state(self.database.pool, room.room_nid)).get(key) if key else None
+        create = (await self.store.events(room, [nid]))[nid] if nid is not None else None
+        predecessor = create.content.get("predecessor") if create else None
+        if isinstance(predecessor, dict) and isinstance(predecessor.get("room_id"), str):
+            await self.account_data.follow_upgrade(user_id, predecessor["room_id"], room.room_id)
 
     async def restricted_join_authoriser(self, room: Room, user_id: str) -> str | None:
         """For a restricted room the user may join through its `allow` rules: a local member who may invite.
@@ -381,6 +392,7 @@ class Rooms:
                 await self.directory.move_to_upgraded_room(conn, old.room_id, new_room.room_id)
 
         new = (await self.pipeline.create_room_events(version, user_id, new_room_id, specs, move))[0].room
+        await self.account_data.follow_upgrade(user_id, old.room_id, new.room_id)
         if ("m.room.canonical_alias", "") in state:
             try:
                 await self._send(old, user_id, "m.room.canonical_alias", {}, "")

@@ -109,3 +109,29 @@ async def test_upgrade_moves_aliases_publication_and_bans(start_server: StartSer
     assert ban == {"membership": "ban", "reason": "spam"}
     _, alias = await api.call("GET", f"/rooms/{new}/state/m.room.canonical_alias/", token=alice)
     assert alias["alias"] == "#lobby:test.local"
+
+
+async def test_upgrade_carries_tags_and_direct_rooms(start_server: StartServer, http) -> None:  # noqa: ANN001
+    api = Api(http, await start_server(**OPEN))
+    alice = (await api.register("alice"))["access_token"]
+    bob = (await api.register("bob"))["access_token"]
+    _, created = await api.call("POST", "/createRoom", {"preset": "public_chat", "room_version": "10"}, token=alice)
+    old = created["room_id"]
+    await api.call("POST", f"/rooms/{old}/join", {}, token=bob)
+    await api.call("PUT", f"/user/@bob:test.local/rooms/{old}/tags/u.work", {"order": 0.5}, token=bob)
+    await api.call("PUT", "/user/@alice:test.local/account_data/m.direct", {"@bob:test.local": [old]}, token=alice)
+    await api.call("PUT", "/user/@bob:test.local/account_data/m.direct", {"@alice:test.local": [old, "!x:y"]},
+                   token=bob)
+    status, body = await api.call("POST", f"/rooms/{old}/upgrade", {"new_version": "11"}, token=alice)
+    assert status == 200, body
+    new = body["replacement_room"]
+    # The upgrader's direct room moves at once; bob's tags and direct room when he follows.
+    _, direct = await api.call("GET", "/user/@alice:test.local/account_data/m.direct", token=alice)
+    assert direct == {"@bob:test.local": [old, new]}
+    _, tags = await api.call("GET", f"/user/@bob:test.local/rooms/{new}/tags", token=bob)
+    assert tags == {"tags": {}}
+    await api.call("POST", f"/rooms/{new}/join", {}, token=bob)
+    _, tags = await api.call("GET", f"/user/@bob:test.local/rooms/{new}/tags", token=bob)
+    assert tags == {"tags": {"u.work": {"order": 0.5}}}
+    _, direct = await api.call("GET", "/user/@bob:test.local/account_data/m.direct", token=bob)
+    assert direct == {"@alice:test.local": [old, "!x:y", new]}
