@@ -157,6 +157,17 @@ class EventStore:
             return Event(redact(event.pdu, version), version, event_id=event.event_id)
         return event
 
+    def event_of_row(self, version: RoomVersion, row: dict[str, Any]) -> Event:
+        """The event of a row just read: the cached copy when there is one (no JSON parsed again);
+        a redacted row is always built from the row itself, whatever the cache still holds."""
+        if row.get("redacted_by"):
+            return self.event_from_row(version, row)
+        event = self._events.get(row["event_nid"])
+        if event is None:
+            event = self.event_from_row(version, row)
+            self._events.put(row["event_nid"], event)
+        return event
+
     def forget_event(self, nid: int) -> None:
         self._events.pop(nid, None)
 
@@ -164,11 +175,19 @@ class EventStore:
         self._events.put(nid, event)
 
     async def state_group(self, group_id: int) -> dict[int, int]:
+        return dict(await self._cached_group(group_id))
+
+    async def state_entries(self, group_id: int, key_nids: Iterable[int | None]) -> dict[int, int]:
+        """A few entries of a state group, without copying the whole map (a big room's is large)."""
+        state = await self._cached_group(group_id)
+        return {k: state[k] for k in key_nids if k is not None and k in state}
+
+    async def _cached_group(self, group_id: int) -> dict[int, int]:
         state = self._groups.get(group_id)
         if state is None:
             state = await room_store.load_state_group(self.database.pool, group_id)
             self._groups.put(group_id, state)
-        return dict(state)
+        return state
 
     def cache_state_group(self, group_id: int, state: dict[int, int]) -> None:
         self._groups.put(group_id, dict(state))

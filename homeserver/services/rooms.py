@@ -481,7 +481,8 @@ class Rooms:
         member_key = keys.get(("m.room.member", requester.user_id))
         visible = []
         for row in rows:
-            state = await self.store.state_group(row["state_group"]) if row["state_group"] is not None else {}
+            state = await self.store.state_entries(row["state_group"], (visibility_key, member_key)) \
+                if row["state_group"] is not None else {}
             wanted = [n for n in (state.get(visibility_key), state.get(member_key)) if n is not None]
             events = await self.store.events(room, wanted)
             visibility_event = events.get(state.get(visibility_key, -1))
@@ -490,7 +491,7 @@ class Rooms:
             if row["type"] == "m.room.history_visibility" and row["state_key"] == "" \
                     and row["stream_ordering"] is not None and visibility_key is not None:
                 # A change of visibility is seen under the more open of the old and new (as Synapse).
-                before = await self._visibility_before(room, row["stream_ordering"], visibility_key)
+                before = await self._visibility_before(room, row, visibility_key)
                 visibility = min(visibility, before, key=lambda v: VISIBILITY_OPENNESS.get(v, len(VISIBILITY_OPENNESS)))
             membership = member_event.membership if member_event else None
             own_membership = row["type"] == "m.room.member" and row["state_key"] == requester.user_id
@@ -501,9 +502,13 @@ class Rooms:
                 visible.append(row)
         return visible
 
-    async def _visibility_before(self, room: Room, position: int, visibility_key: int) -> str:
-        group = await event_store.state_group_at(self.database.pool, room.room_nid, position - 1)
-        nid = (await self.store.state_group(group)).get(visibility_key) if group is not None else None
+    async def _visibility_before(self, room: Room, row: dict[str, Any], visibility_key: int) -> str:
+        """The history visibility in force before a visibility change (pages read it with the row)."""
+        if "state_group_before" in row:
+            group = row["state_group_before"]
+        else:
+            group = await event_store.state_group_at(self.database.pool, room.room_nid, row["stream_ordering"] - 1)
+        nid = (await self.store.state_entries(group, [visibility_key])).get(visibility_key) if group is not None else None
         event = (await self.store.events(room, [nid]))[nid] if nid is not None else None
         return event.content.get("history_visibility", "shared") if event else "shared"
 
@@ -526,7 +531,7 @@ class Rooms:
             bundles = await self.bundled_aggregations(requester, room, [r for r in rows if not r.get("redacted_by")])
         serialised = []
         for r in rows:
-            event = client_event(self.store.event_from_row(room.version, r), r["stream_ordering"],
+            event = client_event(self.store.event_of_row(room.version, r), r["stream_ordering"],
                                  txns.get(r["event_id"]), because.get(r.get("redacted_by") or ""))
             if r["event_id"] in bundles:
                 event["unsigned"]["m.relations"] = bundles[r["event_id"]]

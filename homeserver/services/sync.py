@@ -425,7 +425,8 @@ class Sync:
         key = await self.store.key_nids([("m.room.member", user_id)])
         if group is None or not key:
             return False
-        nid = (await self.store.state_group(group)).get(next(iter(key.values())))
+        member_key = next(iter(key.values()))
+        nid = (await self.store.state_entries(group, [member_key])).get(member_key)
         return nid is not None and (await self.store.events(room, [nid]))[nid].membership == "join"
 
     async def _state_at(self, prefetched: _Prefetch, room: Room, position: int) -> dict[int, int]:

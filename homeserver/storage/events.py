@@ -11,6 +11,14 @@ EVENT_COLUMNS = (
     "origin_server_ts, json, rejected_reason, redacted_by, state_group"
 )
 
+# For a history visibility change (`e`), the state group before it: the change is seen under the
+# more open of the old and new settings, so reading pages needs the old one without a query each.
+STATE_GROUP_BEFORE_VISIBILITY = (
+    "CASE WHEN e.type = 'm.room.history_visibility' AND e.state_key = '' THEN (SELECT p.state_group "
+    "FROM events p WHERE p.room_nid = e.room_nid AND p.stream_ordering < e.stream_ordering "
+    "AND p.rejected_reason IS NULL ORDER BY p.stream_ordering DESC LIMIT 1) END AS state_group_before"
+)
+
 
 async def next_stream_ordering(conn: Executor) -> int:
     return await conn.fetchval("SELECT nextval('events_stream')")
@@ -243,11 +251,13 @@ async def room_events(
     """Events with after < stream_ordering <= upto, the `limit` newest or oldest (of the given
     types, none of `not_types`: a filter's types count before the limit)."""
     order = "DESC" if newest_first else "ASC"
+    columns = ", ".join("e." + c.strip() for c in EVENT_COLUMNS.split(","))
     rows = await conn.fetch(
-        f"SELECT {EVENT_COLUMNS} FROM events WHERE room_nid = $1 AND stream_ordering IS NOT NULL "
-        "AND ($2::bigint IS NULL OR stream_ordering > $2) AND ($3::bigint IS NULL OR stream_ordering <= $3) "
-        "AND rejected_reason IS NULL AND ($5::text[] IS NULL OR type LIKE ANY($5::text[])) "
-        f"AND NOT (type LIKE ANY($6::text[])) ORDER BY stream_ordering {order} LIMIT $4",
+        f"SELECT {columns}, {STATE_GROUP_BEFORE_VISIBILITY} FROM events e WHERE e.room_nid = $1 "
+        "AND e.stream_ordering IS NOT NULL AND ($2::bigint IS NULL OR e.stream_ordering > $2) "
+        "AND ($3::bigint IS NULL OR e.stream_ordering <= $3) AND e.rejected_reason IS NULL "
+        "AND ($5::text[] IS NULL OR e.type LIKE ANY($5::text[])) "
+        f"AND NOT (e.type LIKE ANY($6::text[])) ORDER BY e.stream_ordering {order} LIMIT $4",
         room_nid, after, upto, limit, _like(types) if types is not None else None, _like(not_types),
     )
     return [dict(r) for r in rows]
@@ -415,7 +425,8 @@ async def timelines(
     (of the given types, none of `not_types`: filters count before the limit, as Synapse's do)."""
     columns = ", ".join("e." + c.strip() for c in EVENT_COLUMNS.split(","))
     rows = await conn.fetch(
-        f"SELECT * FROM (SELECT {columns}, row_number() OVER (PARTITION BY e.room_nid ORDER BY e.stream_ordering DESC) "
+        f"SELECT * FROM (SELECT {columns}, {STATE_GROUP_BEFORE_VISIBILITY}, "
+        "row_number() OVER (PARTITION BY e.room_nid ORDER BY e.stream_ordering DESC) "
         "AS position_in_room FROM events e JOIN unnest($1::bigint[], $2::bigint[]) AS r(room_nid, after) "
         "ON e.room_nid = r.room_nid WHERE e.stream_ordering > r.after AND e.stream_ordering <= $3 "
         "AND e.rejected_reason IS NULL AND ($5::text[] IS NULL OR e.type LIKE ANY($5::text[])) "
