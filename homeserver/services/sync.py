@@ -246,10 +246,8 @@ class Sync:
                 # Joined and left since the last sync: the client never had this room's state.
                 room_since = since if since is None or await self._was_joined(room.room_id, user_id, since.events) \
                     or not await self._was_joined(room.room_id, user_id, row["stream_ordering"] - 1) else None
-                entry = await self._room(requester, room, room_since, row["stream_ordering"], sync_filter,
-                                         ignored, False, since is not None)
-                if full_state or _has_news(entry):
-                    left[room.room_id] = entry
+                left[room.room_id] = await self._room(requester, room, room_since, row["stream_ordering"], sync_filter,
+                                                      ignored, False, since is not None)
         global_data = [{"type": t, "content": c} for room_id, t, c, _s in account
                        if room_id == "" and sync_filter.account_data.allows(t)]
         if since is None and sync_filter.account_data.allows("m.push_rules") \
