@@ -130,7 +130,9 @@ class Sync:
     ) -> dict[str, Any]:
         token = SyncToken.parse(since) if since else None
         sync_filter = await self.load_filter(requester, raw_filter)
-        await self.presence.set(requester.user_id, set_presence, keep_message=True, from_sync=True)
+        if set_presence != "offline":
+            # A client syncing with set_presence=offline leaves the user's presence alone (as Synapse).
+            await self.presence.set(requester.user_id, set_presence, keep_message=True, from_sync=True)
         timeout_ms = max(0, min(timeout_ms, MAX_TIMEOUT_MS))
         waiter = self.notifier.listen(requester.user_id)
         try:

@@ -43,6 +43,10 @@ async def test_presence(start_server: StartServer, http) -> None:  # noqa: ANN00
     assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
     status, body = await api.call("GET", "/sync", token=carol, query={"set_presence": "sleepy"})
     assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
+    # A sync with set_presence=offline leaves presence as it is (here: the unavailable alice chose).
+    await api.call("GET", "/sync", token=alice, query={"set_presence": "offline"})
+    status, body = await api.call("GET", "/presence/@alice:test.local/status", token=bob)
+    assert body["presence"] == "unavailable"
 
 
 async def test_presence_switched_off(start_server: StartServer, http) -> None:  # noqa: ANN001
