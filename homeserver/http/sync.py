@@ -91,7 +91,7 @@ async def events(request: web.Request) -> web.Response:
     timeout = _optional_int(request, "timeout") or 0
     _optional_int(request, "limit")  # checked as Synapse does; the stream hands out everything since `from`
     return json_response(await request.app[HOMESERVER].legacy_sync.events(
-        requester, request.query.get("from"), timeout))
+        requester, request.query.get("from"), timeout, request.query.get("room_id")))
 
 
 async def initial_sync(request: web.Request) -> web.Response:

@@ -34,10 +34,20 @@ class LegacySync:
         self.rooms = rooms
         self.directory = directory
 
-    async def events(self, requester: Requester, from_token: str | None, timeout_ms: int) -> dict[str, Any]:
-        """`GET /events`: what happened after `from` (or from now), long-polling up to `timeout`."""
+    async def events(
+        self, requester: Requester, from_token: str | None, timeout_ms: int, room_id: str | None = None,
+    ) -> dict[str, Any]:
+        """`GET /events`: what happened after `from` (or from now), long-polling up to `timeout`;
+        with `room_id`, only that room's events, for a member (peeking is not supported)."""
+        raw_filter = EVENTS_FILTER
+        if room_id is not None:
+            await self.rooms.require_member(room_id, requester.user_id)
+            raw_filter = orjson.dumps({
+                "room": {"rooms": [room_id], "timeline": {"limit": 1000}, "account_data": {"types": []}},
+                "presence": {"types": []}, "account_data": {"types": []},
+            }).decode()
         start = from_token or await self.sync.current_token()
-        result = await self.sync.sync(requester, start, timeout_ms, False, EVENTS_FILTER)
+        result = await self.sync.sync(requester, start, timeout_ms, False, raw_filter)
         chunk: list[dict[str, Any]] = list(result.get("account_data", {}).get("events", []))
         rooms = result.get("rooms", {})
         for room_id, room in rooms.get("join", {}).items():

@@ -46,6 +46,15 @@ async def test_event_stream_and_initial_syncs(start_server: StartServer, http) -
     # Not a member: only world-readable rooms can be looked into.
     status, body = await api.call("GET", f"/rooms/{room}/initialSync", token=bob)
     assert status == 403 and body["errcode"] == "M_FORBIDDEN"
+    # One room's stream: its events only (not the user's presence), for members only.
+    _, other = await api.call("POST", "/createRoom", {}, token=alice)
+    await api.call("PUT", f"/rooms/{other['room_id']}/send/m.room.message/o", {"body": "elsewhere"}, token=alice)
+    await api.call("PUT", f"/rooms/{room}/send/m.room.message/3", {"msgtype": "m.text", "body": "third"}, token=alice)
+    status, only = await api.call("GET", "/events", token=alice,
+                                  query={"from": stream["end"], "timeout": "0", "room_id": room})
+    assert status == 200 and [(e["room_id"], e["content"].get("body")) for e in only["chunk"]] == [(room, "third")]
+    status, body = await api.call("GET", "/events", token=bob, query={"room_id": room, "timeout": "0"})
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
     await api.call("PUT", f"/rooms/{room}/state/m.room.history_visibility/", {"history_visibility": "world_readable"},
                    token=alice)
     status, peeked = await api.call("GET", f"/rooms/{room}/initialSync", token=bob)
