@@ -508,7 +508,8 @@ class Rooms:
             group = row["state_group_before"]
         else:
             group = await event_store.state_group_at(self.database.pool, room.room_nid, row["stream_ordering"] - 1)
-        nid = (await self.store.state_entries(group, [visibility_key])).get(visibility_key) if group is not None else None
+        entries = await self.store.state_entries(group, [visibility_key]) if group is not None else {}
+        nid = entries.get(visibility_key)
         event = (await self.store.events(room, [nid]))[nid] if nid is not None else None
         return event.content.get("history_visibility", "shared") if event else "shared"
 

@@ -223,8 +223,8 @@ class Sync:
                         for room, _since, _e in included],
         )
         for room, room_since, ephemeral in included:
-            entry = await self._room(requester, room, room_since, now.events, sync_filter, ignored, True, since is not None,
-                                     prefetched)
+            entry = await self._room(requester, room, room_since, now.events, sync_filter, ignored, True,
+                                     since is not None, prefetched)
             entry["ephemeral"] = {"events": ephemeral}
             entry["account_data"] = {"events": room_data.get(room.room_id, [])}
             if since is not None and room.room_id in fresh_joins:
@@ -357,8 +357,10 @@ class Sync:
         if ("m.room.name", "") not in current and ("m.room.canonical_alias", "") not in current:
             summary["m.heroes"] = [u for u in joined + invited if u != requester.user_id][:5]
         if lazy:
+            heroes = [current[("m.room.member", u)] for u in summary.get("m.heroes", ())]
             state_events = self._without_sent_members(
-                requester, visible, state_events, [current[("m.room.member", u)] for u in summary.get("m.heroes", ())],
+                requester, visible, state_events,
+                [h for h in heroes if state_filter.allows(h.type, h.sender, room.room_id, h.content)],
                 incremental, state_filter.include_redundant_members,
             )
         if sync_filter.federation_format or sync_filter.event_fields is not None:
@@ -394,7 +396,8 @@ class Sync:
                 introduced.add(row["state_key"])
         names = await self.store.key_names(set(state) | set(state_at_start))
         kept = {k: v for k, v in state.items() if not (full and names[k][0] == "m.room.member")}
-        kept.update({k: v for k, v in state_at_start.items() if names[k][0] == "m.room.member" and names[k][1] in wanted})
+        kept.update({k: v for k, v in state_at_start.items()
+                     if names[k][0] == "m.room.member" and names[k][1] in wanted})
         return kept
 
     def _without_sent_members(
@@ -407,7 +410,8 @@ class Sync:
         in_timeline = {r["state_key"]: r["event_id"] for r in visible if r["type"] == "m.room.member"}
         present = {e.state_key for e in state_events if e.type == "m.room.member"} | set(in_timeline)
         for hero in heroes:
-            if hero.state_key not in present and not self.sent_members.already_sent(device, hero.state_key, hero.event_id):
+            if hero.state_key not in present \
+                    and not self.sent_members.already_sent(device, hero.state_key or "", hero.event_id):
                 state_events.append(hero)
         if include_redundant:
             return state_events
