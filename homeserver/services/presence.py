@@ -96,14 +96,15 @@ class Presence:
 
     async def events_since(self, user_id: str, since: int | None, also: Collection[str] = ()) -> list[dict[str, Any]]:
         """`m.presence` events of users sharing a room with `user_id`, changed after `since`, and
-        of the users in `also` (met in a newly joined room) whether changed or not."""
+        of the users in `also` (just met in a room) whether changed or not, offline if unknown."""
         if not self.enabled:
             return []
-        changed = [u for u, p in self._users.items() if since is None or p.serial > since or u in also]
+        changed = [u for u, p in self._users.items() if since is None or p.serial > since]
+        changed += sorted(set(also) - set(changed))
         if not changed:
             return []
         visible = await event_store.users_sharing_rooms(self.database.pool, user_id)
         return [
-            {"type": "m.presence", "sender": u, "content": self._content(u, self._users[u])}
+            {"type": "m.presence", "sender": u, "content": self._content(u, self._users.get(u))}
             for u in changed if u in visible
         ]

@@ -257,9 +257,15 @@ class Sync:
             global_data.append({"type": "m.push_rules", "content": {"global": await self.push.ruleset(user_id)}})
         newly_met: set[str] = set()
         if since is not None:
+            # Presence of whom the user has just met: everyone in a room they joined, and whoever
+            # joined one of their rooms (as Synapse sends it, changed or not).
             for room, _since, _e in included:
                 if room.room_id in fresh_joins:
                     newly_met.update(await event_store.members_of(pool, room.room_nid, ("join",)))
+            newly_met.update(e["state_key"] for entry in joined.values() for e in entry["timeline"]["events"]
+                             if e.get("type") == "m.room.member" and isinstance(e.get("state_key"), str)
+                             and e.get("content", {}).get("membership") == "join")
+            newly_met.discard(user_id)
         presence = [e for e in await self.presence.events_since(user_id, since.presence if since else None, newly_met)
                     if sync_filter.presence.allows(e["type"], e["sender"])]
         to_device = await e2ee_store.to_device_for(

@@ -306,3 +306,15 @@ async def test_event_format_and_fields(start_server: StartServer, http) -> None:
     for bad in ({"event_format": "xml"}, {"event_fields": "type"}):
         status, body = await api.call("POST", "/user/@alice:test.local/filter", bad, token=alice)
         assert (status, body["errcode"]) == (400, "M_BAD_JSON")
+
+
+async def test_presence_of_a_newly_joined_member(start_server: StartServer, http) -> None:  # noqa: ANN001
+    api = Api(http, await start_server(**OPEN))
+    alice, bob = [(await api.register(n))["access_token"] for n in ("alice", "bob")]
+    _, created = await api.call("POST", "/createRoom", {"preset": "public_chat"}, token=alice)
+    _, first = await api.call("GET", "/sync", token=alice)
+    # Bob has never synced (no presence of his own yet): alice still hears of him, as offline.
+    await api.call("POST", f"/rooms/{created['room_id']}/join", {}, token=bob)
+    _, later = await api.call("GET", "/sync", token=alice, query={"since": first["next_batch"]})
+    assert [(e["sender"], e["content"]["presence"]) for e in later["presence"]["events"]] \
+        == [("@bob:test.local", "offline")]
