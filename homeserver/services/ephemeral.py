@@ -99,9 +99,11 @@ class Receipts:
             raise not_found("Unknown event")
         now = int(time.time() * 1000)
         async with self.database.stream_lock("receipts"):
-            await receipts.put_receipt(
+            stored = await receipts.put_receipt(
                 self.database.pool, room.room_nid, requester.user_id, receipt_type, thread_id or "", event_id, now,
             )
+        if stored is None:
+            return
         self.notifier.notify([requester.user_id] if receipt_type == "m.read.private" else await self.members(room_id))
         if receipt_type == "m.read" and self.observer is not None:
             await self.observer(room_id, requester.user_id, event_id, now, thread_id)  # type: ignore[arg-type]
@@ -116,8 +118,11 @@ class Receipts:
         if membership is None or membership["membership"] != "join" or row is None or row["room_nid"] != room.room_nid:
             return
         async with self.database.stream_lock("receipts"):
-            await receipts.put_receipt(self.database.pool, room.room_nid, user_id, "m.read", thread_id or "", event_id, ts)
-        self.notifier.notify(await self.members(room_id))
+            stored = await receipts.put_receipt(
+                self.database.pool, room.room_nid, user_id, "m.read", thread_id or "", event_id, ts
+            )
+        if stored is not None:
+            self.notifier.notify(await self.members(room_id))
 
     async def position(self) -> int:
         async with self.database.stream_lock("receipts"):

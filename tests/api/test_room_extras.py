@@ -52,6 +52,16 @@ async def test_receipts_and_read_markers(room) -> None:  # noqa: ANN001
     _, bobs = await api.call("GET", "/sync", token=bob)
     room_data = bobs["rooms"]["join"][room_id]["account_data"]["events"]
     assert {"type": "m.fully_read", "content": {"event_id": event_id}} in room_data
+    # Receipts only move forward: one for an older event changes nothing and wakes nobody.
+    _, before = await api.call("GET", "/sync", token=alice)
+    _, older = await api.call("GET", f"/rooms/{room_id}/messages", token=bob, query={"dir": "b", "limit": "3"})
+    earlier = [e["event_id"] for e in older["chunk"] if e["event_id"] != event_id][0]
+    assert (await api.call("POST", f"/rooms/{room_id}/receipt/m.read/{earlier}", {}, token=bob))[0] == 200
+    _, after = await api.call("GET", "/sync", token=alice, query={"since": before["next_batch"], "timeout": "300"})
+    assert room_id not in after["rooms"]["join"]
+    _, whole = await api.call("GET", "/sync", token=alice)
+    receipts = [e for e in whole["rooms"]["join"][room_id]["ephemeral"]["events"] if e["type"] == "m.receipt"]
+    assert "@bob:test.local" in receipts[0]["content"][event_id]["m.read"]
     status, body = await api.call("POST", f"/rooms/{room_id}/receipt/m.bogus/{event_id}", {}, token=bob)
     assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
     status, body = await api.call("POST", f"/rooms/{room_id}/receipt/m.read/$nope", {}, token=bob)
