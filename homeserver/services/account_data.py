@@ -70,6 +70,12 @@ class AccountData:
                     await account_data.put_account_data(conn, user_id, "", "m.direct", moved)
         self.notifier.notify([user_id])
 
+    async def of_room(self, user_id: str, room_id: str) -> list[dict[str, Any]]:
+        """The user's account data for one room (tags among it), as events."""
+        rows = await account_data.account_data_since(self.database.pool, user_id, 0)
+        return [{"type": data_type, "content": content} for row_room, data_type, content, _s in rows
+                if row_room == room_id]
+
     async def tags(self, requester: Requester, user_id: str, room_id: str) -> dict[str, Any]:
         self._check(requester, user_id, room_id, "m.tag")
         content = await account_data.get_account_data(self.database.pool, user_id, room_id, "m.tag") or {}

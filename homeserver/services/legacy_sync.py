@@ -20,12 +20,33 @@ from homeserver.services.sync import Sync
 from homeserver.storage import events as event_store
 
 DEFAULT_INITIAL_LIMIT = 10
+V1_TOP_LEVEL = ("age", "redacted_because", "replaces_state", "prev_content")
 # The event stream hands out everything since its token (no gap), up to the sync maximum per room.
 EVENTS_FILTER = orjson.dumps({"room": {"timeline": {"limit": 1000}}}).decode()
 
 
 def _with_room(events: list[dict[str, Any]], room_id: str) -> list[dict[str, Any]]:
     return [{**e, "room_id": room_id} for e in events]
+
+
+def _v1(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Room events in the r0 shape these endpoints always had (Synapse's "client v1" format):
+    `user_id` beside `sender`, and `age`, `prev_content` and the like at the top level too."""
+    shaped = []
+    for event in events:
+        event = dict(event)
+        if "sender" in event:
+            event["user_id"] = event["sender"]
+        unsigned = event.get("unsigned")
+        if isinstance(unsigned, dict):
+            event.update({k: unsigned[k] for k in V1_TOP_LEVEL if k in unsigned})
+        shaped.append(event)
+    return shaped
+
+
+def _presence_v1(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Presence as r0 had it: the user's id inside the content too."""
+    return [{**e, "content": {**e.get("content", {}), "user_id": e.get("sender")}} for e in events]
 
 
 class LegacySync:
@@ -51,16 +72,16 @@ class LegacySync:
         chunk: list[dict[str, Any]] = list(result.get("account_data", {}).get("events", []))
         rooms = result.get("rooms", {})
         for room_id, room in rooms.get("join", {}).items():
-            chunk += _with_room(room.get("timeline", {}).get("events", []), room_id)
+            chunk += _v1(_with_room(room.get("timeline", {}).get("events", []), room_id))
             chunk += _with_room(room.get("ephemeral", {}).get("events", []), room_id)
             chunk += _with_room(room.get("account_data", {}).get("events", []), room_id)
         for room_id, room in rooms.get("invite", {}).items():
-            chunk += _with_room([e for e in room.get("invite_state", {}).get("events", [])
-                                 if e.get("type") == "m.room.member" and e.get("state_key") == requester.user_id],
-                                room_id)
+            chunk += _v1(_with_room([e for e in room.get("invite_state", {}).get("events", [])
+                                     if e.get("type") == "m.room.member" and e.get("state_key") == requester.user_id],
+                                    room_id))
         for room_id, room in rooms.get("leave", {}).items():
-            chunk += _with_room(room.get("timeline", {}).get("events", []), room_id)
-        chunk += result.get("presence", {}).get("events", [])
+            chunk += _v1(_with_room(room.get("timeline", {}).get("events", []), room_id))
+        chunk += _presence_v1(result.get("presence", {}).get("events", []))
         return {"chunk": chunk, "start": start, "end": result["next_batch"]}
 
     async def initial_sync(self, requester: Requester, limit: int | None, archived: bool) -> dict[str, Any]:
@@ -77,9 +98,9 @@ class LegacySync:
                 timeline = room.get("timeline", {})
                 entry: dict[str, Any] = {
                     "room_id": room_id, "membership": membership,
-                    "messages": {"chunk": _with_room(timeline.get("events", []), room_id),
+                    "messages": {"chunk": _v1(_with_room(timeline.get("events", []), room_id)),
                                  "start": timeline.get("prev_batch", end), "end": end},
-                    "state": await self._state(requester, room_id),
+                    "state": _v1(await self._state(requester, room_id)),
                     "visibility": await self.directory.visibility(room_id),
                     "account_data": room.get("account_data", {}).get("events", []),
                 }
@@ -90,11 +111,11 @@ class LegacySync:
             invite = [e for e in room.get("invite_state", {}).get("events", [])
                       if e.get("type") == "m.room.member" and e.get("state_key") == requester.user_id]
             entry = {"room_id": room_id, "membership": "invite",
-                     "invite": {**invite[-1], "room_id": room_id} if invite else {}}
+                     "invite": _v1([{**invite[-1], "room_id": room_id}])[0] if invite else {}}
             rooms_out.append(entry)
         return {
             "end": end, "rooms": rooms_out, "receipts": receipts,
-            "presence": result.get("presence", {}).get("events", []),
+            "presence": _presence_v1(result.get("presence", {}).get("events", [])),
             # Push rules are sync's view of them, not account data the user stored (as Synapse).
             "account_data": [e for e in result.get("account_data", {}).get("events", [])
                              if e.get("type") != "m.push_rules"],
@@ -117,12 +138,22 @@ class LegacySync:
         limit = DEFAULT_INITIAL_LIMIT if limit is None else max(0, limit)
         messages = await self.rooms.messages(requester, room_id, None, "b", max(limit, 1), None)
         chunk = list(reversed(messages["chunk"]))[-limit:] if limit else []
+        # Members' presence and receipts for members only (a world-readable room's readers get none).
+        members: list[str] = []
+        receipts: dict[str, dict] = {}
+        if membership == "join":
+            members = await event_store.members_of(self.rooms.database.pool, room.room_nid, ("join",))
+            receipts = await self.sync.receipts.receipt_events(
+                requester.user_id, {room.room_nid: room_id}, 0, await self.sync.receipts.position()
+            )
         result: dict[str, Any] = {
             "room_id": room_id,
-            "messages": {"chunk": chunk, "start": messages.get("end", messages["start"]), "end": messages["start"]},
-            "state": await self.rooms.state(requester, room_id),
-            "presence": [],
-            "receipts": [],
+            "messages": {"chunk": _v1(chunk), "start": messages.get("end", messages["start"]),
+                         "end": messages["start"]},
+            "state": _v1(await self.rooms.state(requester, room_id)),
+            "presence": _presence_v1(self.sync.presence.snapshot(members)),
+            "receipts": _with_room([receipts[room_id]], room_id) if room_id in receipts else [],
+            "account_data": await self.rooms.account_data.of_room(requester.user_id, room_id),
             "visibility": await self.directory.visibility(room_id),
         }
         if membership is not None:

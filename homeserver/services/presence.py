@@ -94,6 +94,13 @@ class Presence:
             raise forbidden("You do not share a room with this user")
         return self._content(user_id, self._users.get(user_id))
 
+    def snapshot(self, user_ids: Collection[str]) -> list[dict[str, Any]]:
+        """`m.presence` events of these users as they are now (offline when unknown)."""
+        if not self.enabled:
+            return []
+        return [{"type": "m.presence", "sender": u, "content": self._content(u, self._users.get(u))}
+                for u in sorted(user_ids)]
+
     async def events_since(self, user_id: str, since: int | None, also: Collection[str] = ()) -> list[dict[str, Any]]:
         """`m.presence` events of users sharing a room with `user_id`, changed after `since`, and
         of the users in `also` (just met in a room) whether changed or not, offline if unknown."""

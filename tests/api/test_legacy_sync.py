@@ -61,3 +61,25 @@ async def test_event_stream_and_initial_syncs(start_server: StartServer, http) -
     assert status == 200 and "membership" not in peeked and peeked["messages"]["chunk"], peeked
     status, state = await api.call("GET", f"/rooms/{room}/state", token=bob)
     assert status == 200 and any(e["type"] == "m.room.name" for e in state)
+
+
+async def test_initial_syncs_in_the_r0_shape(start_server: StartServer, http) -> None:  # noqa: ANN001
+    api = Api(http, await start_server(**OPEN))
+    alice = (await api.register("alice"))["access_token"]
+    _, created = await api.call("POST", "/createRoom", {"preset": "public_chat"}, token=alice)
+    room = created["room_id"]
+    _, sent = await api.call("PUT", f"/rooms/{room}/send/m.room.message/1", {"body": "hi"}, token=alice)
+    await api.call("POST", f"/rooms/{room}/receipt/m.read/{sent['event_id']}", {}, token=alice)
+    await api.call("PUT", f"/user/@alice:test.local/rooms/{room}/tags/u.work", {}, token=alice)
+    _, whole = await api.call("GET", "/initialSync", token=alice)
+    (entry,) = whole["rooms"]
+    # Events carry user_id and age at the top level; presence names its user in the content.
+    assert all(e["user_id"] == e["sender"] and "age" in e for e in entry["messages"]["chunk"] + entry["state"])
+    assert [e["content"]["user_id"] for e in whole["presence"]] == ["@alice:test.local"]
+    _, one = await api.call("GET", f"/rooms/{room}/initialSync", token=alice)
+    assert all(e["user_id"] == e["sender"] for e in one["messages"]["chunk"] + one["state"])
+    assert [(e["content"]["user_id"], e["content"]["presence"]) for e in one["presence"]] \
+        == [("@alice:test.local", "online")]
+    (receipt,) = one["receipts"]
+    assert receipt["room_id"] == room and "@alice:test.local" in receipt["content"][sent["event_id"]]["m.read"]
+    assert one["account_data"] == [{"type": "m.tag", "content": {"tags": {"u.work": {}}}}]
