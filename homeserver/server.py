@@ -92,6 +92,7 @@ class HomeServer:
         self.url_previews = UrlPreviews(config, self.media)
         self.push_gateway = PushGateway(database, verify_tls=not config.use_insecure_ssl_client_just_for_testing_do_not_use)
         self.push = Push(config, database, self.event_store, self.account_data, self.push_gateway)
+        self.receipts.on_read = self.push_gateway.update_badge
         self.federation_client = FederationClient(config, server_keys.signing_key)
         self.directory = Directory(config, database, self.event_store, self.federation_client)
         self.rooms.directory = self.directory

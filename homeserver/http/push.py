@@ -95,6 +95,8 @@ async def incomplete_rule_path(request: web.Request) -> web.Response:
 
 
 add_client_route(routes, "GET", "/pushrules/", all_rules)
+for _method in ("PUT", "DELETE"):
+    add_client_route(routes, _method, "/pushrules/", incomplete_rule_path)
 for _method in ("GET", "PUT", "DELETE"):
     add_client_route(routes, _method, "/pushrules/{scope}", incomplete_rule_path)
     add_client_route(routes, _method, "/pushrules/{scope}/{kind}", incomplete_rule_path)

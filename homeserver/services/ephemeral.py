@@ -82,6 +82,8 @@ class Receipts:
         self.members = members
         self.observer: ReceiptObserver | None = None
         """Told of every public receipt of ours (federation sends them to the room's other servers)."""
+        self.on_read: Callable[[str], None] | None = None
+        """Told of the user whenever one of our users' receipts moved (push gateways update badges)."""
 
     async def post(
         self, requester: Requester, room_id: str, receipt_type: str, event_id: str, thread_id: object
@@ -104,6 +106,8 @@ class Receipts:
             )
         if stored is None:
             return
+        if self.on_read is not None:
+            self.on_read(requester.user_id)
         self.notifier.notify([requester.user_id] if receipt_type == "m.read.private" else await self.members(room_id))
         if receipt_type == "m.read" and self.observer is not None:
             await self.observer(room_id, requester.user_id, event_id, now, thread_id)  # type: ignore[arg-type]

@@ -146,7 +146,7 @@ class Push:
         if anchor is not None and anchor not in positions:
             raise MatrixError(404, "M_UNKNOWN", f"No rule {anchor} to place this one next to")
         if anchor is None:
-            position = float(len(existing))
+            position = -1.0  # a rule added (or replaced) without before/after comes first, as in Synapse
         else:
             position = positions[anchor] - 0.5 if before else positions[anchor] + 0.5
         async with self.database.pool.acquire() as conn, conn.transaction():

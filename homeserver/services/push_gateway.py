@@ -57,6 +57,16 @@ def notification_body(
     return {"notification": notification}
 
 
+def badge_body(pusher: dict[str, Any], badge: int) -> dict[str, Any]:
+    """A notification of nothing but the new badge count (Synapse's shape: no event, empty ids)."""
+    data = {k: v for k, v in pusher["data"].items() if k != "url"}
+    return {"notification": {
+        "id": "", "type": None, "sender": "", "counts": {"unread": badge},
+        "devices": [{"app_id": pusher["app_id"], "pushkey": pusher["pushkey"], "pushkey_ts": pusher.get("pushkey_ts", 0),
+                     "data": data}],
+    }}
+
+
 class PushGateway:
     def __init__(
         self, database: Database, retry_delays: tuple[float, ...] = RETRY_DELAYS_S, verify_tls: bool = True
@@ -66,6 +76,8 @@ class PushGateway:
         self.retry_delays = retry_delays
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._badges: dict[tuple[str, str, str], int] = {}
+        """The badge each pusher was last sent (in memory: after a restart one more is sent)."""
 
     def schedule(
         self, event: dict[str, Any], actions_by_user: dict[str, list[Any]], sender_name: str | None,
@@ -84,11 +96,33 @@ class PushGateway:
         if not pushers:
             return
         badges = await push_store.rooms_with_unread(self.database.pool, sorted({p["user_id"] for p in pushers}))
+        for pusher in pushers:
+            self._badges[(pusher["user_id"], pusher["app_id"], pusher["pushkey"])] = badges.get(pusher["user_id"], 0)
         await asyncio.gather(*(
             self._deliver(pusher, notification_body(event, pusher, actions_by_user[pusher["user_id"]],
                                                     badges.get(pusher["user_id"], 0), sender_name, room_name))
             for pusher in pushers
         ))
+
+    def update_badge(self, user_id: str) -> None:
+        """After the user read something: tell their pushers the new badge (rooms with unread
+        notifications) when it changed, so phones clear it (as Synapse's badge-only push)."""
+        task = asyncio.get_running_loop().create_task(self._send_badge(user_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send_badge(self, user_id: str) -> None:
+        pushers = await push_store.http_pushers_of(self.database.pool, [user_id])
+        if not pushers:
+            return
+        badge = (await push_store.rooms_with_unread(self.database.pool, [user_id])).get(user_id, 0)
+        changed = []
+        for pusher in pushers:
+            key = (user_id, pusher["app_id"], pusher["pushkey"])
+            if self._badges.get(key) != badge:
+                self._badges[key] = badge
+                changed.append(pusher)
+        await asyncio.gather(*(self._deliver(pusher, badge_body(pusher, badge)) for pusher in changed))
 
     async def _deliver(self, pusher: dict[str, Any], body: dict[str, Any]) -> None:
         url = pusher["data"]["url"]

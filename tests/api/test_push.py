@@ -33,6 +33,14 @@ async def test_push_rules_crud(start_server: StartServer, http) -> None:  # noqa
                            query={"before": "cake"}))[0] == 200
     _, content = await api.call("GET", "/pushrules/global/content/", token=alice)
     assert _ids(content) == ["pie", "cake"]
+    # Without before/after a new rule comes first; after= puts it right behind its anchor.
+    assert (await api.call("PUT", "/pushrules/global/content/tart", cool, token=alice))[0] == 200
+    assert (await api.call("PUT", "/pushrules/global/content/flan", cool, token=alice,
+                           query={"after": "pie"}))[0] == 200
+    _, content = await api.call("GET", "/pushrules/global/content/", token=alice)
+    assert _ids(content) == ["tart", "pie", "flan", "cake"]
+    for extra in ("tart", "flan"):
+        assert (await api.call("DELETE", f"/pushrules/global/content/{extra}", token=alice))[0] == 200
     _, rule = await api.call("GET", "/pushrules/global/content/cake", token=alice)
     assert rule == {"rule_id": "cake", "default": False, "enabled": True, "actions": ["notify"], "pattern": "cake"}
     assert (await api.call("PUT", "/pushrules/global/content/cake/enabled", {"enabled": False}, token=alice))[0] == 200
@@ -63,6 +71,7 @@ async def test_push_rules_crud(start_server: StartServer, http) -> None:  # noqa
         ("PUT", "/pushrules/device/content/x", {"actions": [], "pattern": "x"}, "M_INVALID_PARAM"),
         ("PUT", "/pushrules/global/content/pie/enabled", {"enabled": "yes"}, "M_BAD_JSON"),
         ("GET", "/pushrules/global/weird/", None, "M_INVALID_PARAM"),
+        ("PUT", "/pushrules/", {"actions": []}, "M_UNRECOGNIZED"),
     ]:
         query = {"after": "missing"} if errcode == "M_UNKNOWN" and method == "PUT" else None
         status, answer = await api.call(method, path, body, token=alice, query=query)
@@ -235,5 +244,19 @@ async def test_http_pushers_reach_the_gateway(start_server: StartServer, http) -
         assert full["devices"][0]["tweaks"] == {"sound": "default", "highlight": True}
         assert set(short) == {"id", "event_id", "room_id", "counts", "prio", "devices"}
         assert short["devices"][0]["pushkey_ts"] > 0
+        # Bob reads the message: his phone is told the badge is now 0 (once: a second receipt that
+        # changes nothing sends nothing more).
+        received.clear()
+        await api.call("POST", f"/rooms/{room['room_id']}/receipt/m.read/{sent['event_id']}", {}, token=bob)
+        await api.call("POST", f"/rooms/{room['room_id']}/receipt/m.read.private/{sent['event_id']}", {}, token=bob)
+        for _ in range(100):
+            if received:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
+        (badge,) = [r["notification"] for r in received]
+        assert badge == {"id": "", "type": None, "sender": "", "counts": {"unread": 0},
+                         "devices": [{"app_id": "im.vector.app", "pushkey": "phone",
+                                      "pushkey_ts": badge["devices"][0]["pushkey_ts"], "data": {"extra": 1}}]}
     finally:
         await runner.cleanup()
