@@ -231,11 +231,8 @@ class Push:
             return
         await push_store.add_push_actions(self.database.pool, rows)
         sender = state.get(("m.room.member", event.sender))
-        name = state.get(("m.room.name", ""))
         self.gateway.schedule(
-            client_event(event), notified,
-            sender.content.get("displayname") if sender else None,
-            name.content.get("name") if name else None,
+            client_event(event), notified, sender.content.get("displayname") if sender else None, _room_name(state),
         )
 
     async def _load_rulesets(self, user_ids: list[str]) -> None:
@@ -302,3 +299,13 @@ class Push:
 
     async def pushers(self, requester: Requester) -> list[dict[str, Any]]:
         return await push_store.list_pushers(self.database.pool, requester.user_id)
+
+
+def _room_name(state: dict[tuple[str, str], Any]) -> str | None:
+    """The name a push shows for the room: its name, else its canonical alias (as Synapse's)."""
+    for key, field in ((("m.room.name", ""), "name"), (("m.room.canonical_alias", ""), "alias")):
+        event = state.get(key)
+        value = event.content.get(field) if event else None
+        if isinstance(value, str) and value:
+            return value
+    return None

@@ -258,5 +258,17 @@ async def test_http_pushers_reach_the_gateway(start_server: StartServer, http) -
         assert badge == {"id": "", "type": None, "sender": "", "counts": {"unread": 0},
                          "devices": [{"app_id": "im.vector.app", "pushkey": "phone",
                                       "pushkey_ts": badge["devices"][0]["pushkey_ts"], "data": {"extra": 1}}]}
+        # A room without a name is named by its canonical alias.
+        _, hall = await api.call("POST", "/createRoom", {"preset": "public_chat", "room_alias_name": "hall"},
+                                 token=alice)
+        await api.call("POST", f"/rooms/{hall['room_id']}/join", {}, token=bob)
+        await api.call("PUT", f"/rooms/{hall['room_id']}/send/m.room.message/2",
+                       {"msgtype": "m.text", "body": "hall", "m.mentions": {"user_ids": ["@bob:test.local"]}}, token=alice)
+        for _ in range(100):
+            named = [r["notification"] for r in received if r["notification"].get("room_id") == hall["room_id"]]
+            if named:
+                break
+            await asyncio.sleep(0.05)
+        assert named[0]["room_name"] == "#hall:test.local"
     finally:
         await runner.cleanup()
