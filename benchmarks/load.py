@@ -8,8 +8,10 @@ everyone to the rooms; senders post messages concurrently while syncing users
 long-poll (delivery latency from send to sync); one user in 100 rooms does an
 initial sync. Reported: messages/s acknowledged, delivery latency p50/p99,
 initial sync time, and resident memory of the server and of its database,
-with the ratios. Needs `pip install '.[bench]'` (Synapse, psycopg2) for the
-Synapse side; all traffic stays on 127.0.0.1 and every loop is bounded.
+with the ratios; and, as the floor under the idle figure, the idle memory of
+the bare stack (aiohttp on uvloop with an asyncpg pool, no homeserver code).
+Needs `pip install '.[bench]'` (Synapse, psycopg2) for the Synapse side; all
+traffic stays on 127.0.0.1 and every loop is bounded.
 """
 
 from __future__ import annotations
@@ -157,6 +159,63 @@ class Synapse(Server):
         self._pg.cleanup()
 
 
+# The floor under the idle-memory figure: the stack the server is built on (aiohttp on uvloop
+# with an asyncpg pool) answering one route, with none of the homeserver's code.
+BARE_STACK_SERVER = """
+import asyncio, sys, asyncpg, uvloop
+from aiohttp import web
+
+async def main():
+    pool = await asyncpg.create_pool(sys.argv[1], min_size=1, max_size=10)
+
+    async def versions(request):
+        async with pool.acquire() as conn:
+            return web.json_response({"versions": [], "n": await conn.fetchval("SELECT 1")})
+
+    app = web.Application()
+    app.router.add_get("/_matrix/client/versions", versions)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", int(sys.argv[2])).start()
+    await asyncio.Event().wait()
+
+uvloop.run(main())
+"""
+
+
+class BareStack(Server):
+    def start(self) -> None:
+        import pgserver
+
+        self.pgdata = self.workdir / "postgres"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self._pg = pgserver.get_server(self.pgdata, cleanup_mode="stop")
+        self.proc = subprocess.Popen([sys.executable, "-c", BARE_STACK_SERVER, self._pg.get_uri(), str(self.port)],
+                                     cwd=self.workdir)
+
+    def stop(self) -> None:
+        super().stop()
+        self._pg.cleanup()
+
+
+async def bare_stack_idle_mb() -> float:
+    """Idle RSS of the bare stack after the same warm-up as the servers' (a few requests, 2 s)."""
+    with tempfile.TemporaryDirectory(prefix="bench-bare-") as tmp:
+        server = BareStack("bare stack", Path(tmp))
+        server.start()
+        try:
+            await server.wait_ready()
+            async with aiohttp.ClientSession() as http:
+                for _ in range(20):
+                    async with http.get(server.base + "/_matrix/client/versions") as resp:
+                        await resp.read()
+            await asyncio.sleep(2)
+            return server.memory()[0]
+        finally:
+            server.stop()
+
+
 class Client:
     def __init__(self, http: aiohttp.ClientSession, base: str) -> None:
         self.http = http
@@ -286,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     kinds = [args.only] if args.only else ["homeserver", "synapse"]
     results = {kind: asyncio.run(run(kind, args.users, args.rooms, args.messages)) for kind in kinds}
+    bare = asyncio.run(bare_stack_idle_mb())
     print(f"{args.users} users, {args.rooms} rooms, {args.users // 2 or 1} senders x {args.messages} messages")
     print(f"{'':<34}" + "".join(f"{k:>14}" for k in kinds) + ("   ratio" if len(kinds) == 2 else ""))
     for key, label, better in ROWS:
@@ -295,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
             ratio = values[0] / values[1] if better == "higher" else values[1] / values[0]
             line += f"   {ratio:.1f}x"
         print(line)
+    print(f"{'idle RSS of the bare stack (MiB)':<34}{bare:>14.1f}   (aiohttp + uvloop + an asyncpg pool, no homeserver code)")
     return 0
 
 
