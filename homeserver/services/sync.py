@@ -36,6 +36,7 @@ from homeserver.storage.database import Database
 
 MAX_TIMEOUT_MS = 5 * 60 * 1000
 MAX_TO_DEVICE_PER_SYNC = 100
+MAX_TIMELINE_FILL_ROUNDS = 4
 
 
 @dataclass
@@ -339,6 +340,24 @@ class Sync:
         current_nids = set(prefetched.current[room.room_nid].values())
         visible = await self.rooms.visible_rows(requester, room, rows, ignored, joined_now, current_nids)
         visible = [r for r in visible if timeline_filter.allows(r["type"], r["sender"], room.room_id)]
+        extended = False
+        for _round in range(MAX_TIMELINE_FILL_ROUNDS):
+            # History visibility or ignored senders hid part of a limited timeline: fill it from
+            # further back (as Synapse, a few rounds at most).
+            if not limited or len(visible) >= limit or not rows:
+                break
+            batch = max(2 * limit, 10)
+            older = await event_store.room_events(
+                self.database.pool, room.room_nid, since.events if since else -1, rows[0]["stream_ordering"] - 1,
+                batch + 1, True, timeline_filter.types, timeline_filter.not_types,
+            )
+            limited = len(older) > batch
+            rows = list(reversed(older[:batch]))
+            shown = await self.rooms.visible_rows(requester, room, rows, ignored, joined_now, current_nids)
+            visible = [r for r in shown if timeline_filter.allows(r["type"], r["sender"], room.room_id)] + visible
+            extended = True
+        if len(visible) > limit:
+            visible, limited = visible[-limit:], True
         # The state is what holds at the start of the timeline as returned (after filtering): state
         # events the filter kept out of the timeline are in it (as Synapse computes it).
         first = visible[0]["stream_ordering"] if visible else upto + 1
@@ -356,7 +375,8 @@ class Sync:
             e for e in (await self.store.events(room, state.values())).values()
             if state_filter.allows(e.type, e.sender, room.room_id, e.content)
         ]
-        timeline = await self.rooms.client_events(requester, room, visible, prefetched.txns, prefetched.bundles)
+        timeline = await self.rooms.client_events(requester, room, visible, *(
+            (None, None) if extended else (prefetched.txns, prefetched.bundles)))
         joined = sorted(k[1] for k, e in current.items() if k[0] == "m.room.member" and e.membership == "join")
         invited = sorted(k[1] for k, e in current.items() if k[0] == "m.room.member" and e.membership == "invite")
         summary: dict[str, Any] = {"m.joined_member_count": len(joined), "m.invited_member_count": len(invited)}
