@@ -54,7 +54,8 @@ async def set_display_name(conn: Executor, user_id: str, device_id: str, name: s
 
 
 async def delete_devices(conn: Executor, user_id: str, device_ids: Iterable[str] | None) -> None:
-    """Delete the given devices (all of the user's when None), with their tokens."""
+    """Delete the given devices (all of the user's when None), with their tokens and pushers (a
+    phone logged out must stop being sent notifications)."""
     ids = None if device_ids is None else list(device_ids)
     for table in ("access_tokens", "refresh_tokens", "devices"):
         await conn.execute(
@@ -62,6 +63,10 @@ async def delete_devices(conn: Executor, user_id: str, device_ids: Iterable[str]
             user_id,
             ids,
         )
+    await conn.execute(
+        "DELETE FROM pushers WHERE user_id = $1 AND ($2::text[] IS NULL OR access_token_device = ANY($2))",
+        user_id, ids,
+    )
 
 
 async def record_last_seen(conn: Executor, seen: list[tuple[str, str, str, int, str | None]]) -> None:

@@ -187,6 +187,20 @@ async def test_pushers(start_server: StartServer, http) -> None:  # noqa: ANN001
     ]:
         status, body = await api.call("POST", "/pushers/set", bad, token=alice)
         assert (status, body["errcode"]) == (400, errcode), bad
+    # A device's pushers go with it: logging out a phone, or changing the password from another
+    # device (which logs the others out), stops its notifications.
+    _, phone = await api.login("alice")
+    assert (await api.call("POST", "/pushers/set", {**pusher, "pushkey": "phone"}, token=phone["access_token"]))[0] == 200
+    assert (await api.call("POST", "/logout", {}, token=phone["access_token"]))[0] == 200
+    assert (await api.call("GET", "/pushers", token=alice))[1] == {"pushers": []}
+    _, tablet = await api.login("alice")
+    assert (await api.call("POST", "/pushers/set", {**pusher, "pushkey": "tablet"}, token=tablet["access_token"]))[0] == 200
+    assert (await api.call("POST", "/pushers/set", {**pusher, "pushkey": "desk"}, token=alice))[0] == 200
+    status, body = await api.call("POST", "/account/password", {"new_password": "new one", "auth": {
+        "type": "m.login.password", "identifier": {"type": "m.id.user", "user": "alice"}, "password": "password"}},
+        token=alice)
+    assert status == 200, body
+    assert [p["pushkey"] for p in (await api.call("GET", "/pushers", token=alice))[1]["pushers"]] == ["desk"]
 
 
 async def test_http_pushers_reach_the_gateway(start_server: StartServer, http) -> None:  # noqa: ANN001
