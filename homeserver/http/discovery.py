@@ -13,9 +13,14 @@ from homeserver.http.keys import HOMESERVER
 
 routes = web.RouteTableDef()
 
-# Only spec versions whose required endpoints are all served belong here; the
-# list grows as the client-server API lands (accounts, rooms, sync, ...).
-SUPPORTED_SPEC_VERSIONS: tuple[str, ...] = ()
+# The versions Synapse advertises (clients use them for feature detection, and Element refuses a
+# server listing none it knows). Every endpoint they require is served; what is not is optional
+# (third-party lookups through application services, login tokens, the support well-known).
+# v1.13 and later wait on what they add (extended profile fields, account locking/suspension).
+SUPPORTED_SPEC_VERSIONS: tuple[str, ...] = (
+    "r0.0.1", "r0.1.0", "r0.2.0", "r0.3.0", "r0.4.0", "r0.5.0", "r0.6.0", "r0.6.1",
+    "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10", "v1.11", "v1.12",
+)
 UNSTABLE_FEATURES: dict[str, bool] = {"org.matrix.msc3814": True}
 
 
