@@ -282,7 +282,7 @@ class Rooms:
     async def _follow_upgrade(self, room: Room, user_id: str) -> None:
         """Joining the successor of an upgraded room brings the user's tags and m.direct entry along."""
         key = (await self.store.key_nids([("m.room.create", "")])).get(("m.room.create", ""))
-        nid = (await event_store.current_state(self.database.pool, room.room_nid)).get(key) if key else None
+        nid = await event_store.current_state_event(self.database.pool, room.room_nid, key) if key else None
         create = (await self.store.events(room, [nid]))[nid] if nid is not None else None
         predecessor = create.content.get("predecessor") if create else None
         if isinstance(predecessor, dict) and isinstance(predecessor.get("room_id"), str):
