@@ -20,6 +20,7 @@ from homeserver.services.ratelimit import RateLimiter
 from homeserver.services.sessions import Requester, Sessions, now_ms
 from homeserver.services.uia import StageChecker, UserInteractiveAuth
 from homeserver.storage import devices, profiles, registration_tokens, tokens, users
+from homeserver.storage import uia as uia_store
 from homeserver.storage.database import Database
 
 _DEVICE_CHARS = string.ascii_uppercase
@@ -145,7 +146,10 @@ class Accounts:
             raise forbidden("Registration has been disabled")
         username = optional_str(body, "username", 255)
         password = optional_str(body, "password", MAX_PASSWORD)
-        if username is not None:
+        auth = body.get("auth")
+        if username is not None and not (isinstance(auth, dict) and "session" in auth):
+            # Early, before any auth: an unavailable name is said at once (a session's retry is not
+            # refused here: it may be the one that registered the name).
             await self.check_available(username)
         self.registrations.check(client_ip, update=False)
 
@@ -156,14 +160,25 @@ class Accounts:
             "m.login.dummy": dummy,
             "m.login.registration_token": self._check_registration_token,
         }
-        params, completed = await self.uia.authenticate(method, path, body, self.registration_flows(), checkers)
+        done = await self.uia.authenticate(method, path, body, self.registration_flows(), checkers, keep=True)
+        params, completed = done.params, done.stages
         self.registrations.check(client_ip)
-        username = optional_str(params, "username", 255) or self._generated_localpart()
-        password = optional_str(params, "password", MAX_PASSWORD)
         device_id = optional_str(params, "device_id", 255) or new_device_id()
         display = optional_str(params, "initial_device_display_name", MAX_DISPLAY_NAME)
         inhibit_login = params.get("inhibit_login", False) is True
         with_refresh = params.get("refresh_token", False) is True
+        if done.registered_user_id is not None:
+            # A retry of a registration that went through (its answer was lost): log in to the
+            # account it made rather than fail with M_USER_IN_USE (as Synapse).
+            result = {"user_id": done.registered_user_id, "home_server": self.config.server_name}
+            if not inhibit_login:
+                async with self.database.pool.acquire() as conn, conn.transaction():
+                    await devices.ensure_device(conn, done.registered_user_id, device_id, display)
+                    result["device_id"] = device_id
+                    result.update(await self.sessions.issue(conn, done.registered_user_id, device_id, with_refresh))
+            return result
+        username = optional_str(params, "username", 255) or self._generated_localpart()
+        password = optional_str(params, "password", MAX_PASSWORD)
         guest = await self._guest_to_upgrade(params.get("guest_access_token"))
         user_id = guest if guest is not None else await self.check_available(username)
         password_hash = await hash_password(password, self.config.bcrypt_rounds) if password else None
@@ -178,6 +193,7 @@ class Accounts:
                 self.sessions.forget_device(user_id, None)
             elif not await users.create_user(conn, user_id, password_hash, False, now_ms()):
                 raise MatrixError(400, "M_USER_IN_USE", "User ID already taken.")
+            await uia_store.set_registered_user(conn, done.session_id, user_id)
             await profiles.set_profile_field(conn, user_id, "displayname", user_id[1:].partition(":")[0])
             result: dict[str, Any] = {"user_id": user_id, "home_server": self.config.server_name}
             if not inhibit_login:
@@ -304,13 +320,13 @@ class Accounts:
             await self.check_credentials(user_id, auth.get("password"))
             return user_id
 
-        params, completed = await self.uia.authenticate(
+        done = await self.uia.authenticate(
             method, path, body, [["m.login.password"]], {"m.login.password": password_stage}
         )
         # Someone else's correct credentials complete the session but authorise nothing (as Synapse).
-        if completed.get("m.login.password") != requester.user_id:
+        if done.stages.get("m.login.password") != requester.user_id:
             raise forbidden("Can only authenticate as yourself")
-        return params
+        return done.params
 
     async def change_password(self, requester: Requester, method: str, path: str, body: dict[str, Any]) -> None:
         params = await self.reauthenticate(requester, method, path, body)

@@ -11,7 +11,7 @@ Until then the answer is 401 with `flows`, `params`, `session`, `completed`
 from __future__ import annotations
 
 import secrets
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, NamedTuple
 
 from homeserver.errors import InteractiveAuthRequired, MatrixError
 from homeserver.services.sessions import now_ms
@@ -22,11 +22,25 @@ from homeserver.storage.database import Database
 StageChecker = Callable[[dict[str, Any]], Awaitable[Any]]
 
 SESSION_LIFETIME_MS = 24 * 60 * 60 * 1000
+CLEANUP_INTERVAL_MS = 60 * 60 * 1000
+
+
+class Completed(NamedTuple):
+    """A finished user-interactive authentication."""
+
+    params: dict[str, Any]
+    """The request to act on: the first request's body under the last one's."""
+    stages: dict[str, Any]
+    """What each completed stage recorded."""
+    session_id: str
+    registered_user_id: str | None
+    """The account a registration in this session already created (its retries log in to it)."""
 
 
 class UserInteractiveAuth:
     def __init__(self, database: Database) -> None:
         self.database = database
+        self._next_cleanup_ms = 0
 
     async def authenticate(
         self,
@@ -36,8 +50,10 @@ class UserInteractiveAuth:
         flows: list[list[str]],
         checkers: dict[str, StageChecker],
         params: dict[str, Any] | None = None,
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Once a flow is complete: the body to act on and what each stage recorded; 401 until then."""
+        keep: bool = False,
+    ) -> Completed:
+        """Once a flow is complete: the body to act on, what each stage recorded and the session
+        (kept until it expires when `keep`, for registration to answer retries); 401 until then."""
         pool = self.database.pool
         auth = body.get("auth")
         if auth is not None and not isinstance(auth, dict):
@@ -47,8 +63,13 @@ class UserInteractiveAuth:
         session_id = auth.get("session")
         if session_id is None:
             session_id = secrets.token_urlsafe(18)
-            await uia.create_session(pool, session_id, now_ms(), method, path, client_dict)
-            session = {"client_dict": client_dict, "completed": {}}
+            now = now_ms()
+            if now >= self._next_cleanup_ms:
+                # Abandoned sessions (a 401 nobody answered) would otherwise stay for ever.
+                self._next_cleanup_ms = now + CLEANUP_INTERVAL_MS
+                await uia.delete_sessions_before(pool, now - SESSION_LIFETIME_MS)
+            await uia.create_session(pool, session_id, now, method, path, client_dict)
+            session = {"client_dict": client_dict, "completed": {}, "registered_user_id": None}
         else:
             if not isinstance(session_id, str):
                 raise MatrixError(400, "M_BAD_JSON", "auth.session must be a string")
@@ -73,8 +94,10 @@ class UserInteractiveAuth:
                 except MatrixError as exc:
                     failure = exc
         if failure is None and any(all(s in completed for s in flow) for flow in flows):
-            await uia.delete_session(pool, session_id)
-            return {**session["client_dict"], **client_dict}, completed
+            if not keep:
+                await uia.delete_session(pool, session_id)
+            return Completed({**session["client_dict"], **client_dict}, completed, session_id,
+                             session["registered_user_id"])
         if failure is not None and failure.status == 429:
             raise failure
         body = {"flows": [{"stages": flow} for flow in flows], "params": params or {}, "session": session_id}

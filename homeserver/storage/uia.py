@@ -21,7 +21,7 @@ async def create_session(
 async def get_session(conn: Executor, session_id: str) -> dict[str, Any] | None:
     row = await conn.fetchrow(
         "SELECT session_id, created_ts, method, uri, client_dict::text AS client_dict, "
-        "completed::text AS completed FROM ui_auth_sessions WHERE session_id = $1",
+        "completed::text AS completed, registered_user_id FROM ui_auth_sessions WHERE session_id = $1",
         session_id,
     )
     if row is None:
@@ -38,6 +38,10 @@ async def mark_stage_completed(conn: Executor, session_id: str, stage: str, resu
         "WHERE session_id = $1",
         session_id, stage, json.dumps(result),
     )
+
+
+async def set_registered_user(conn: Executor, session_id: str, user_id: str) -> None:
+    await conn.execute("UPDATE ui_auth_sessions SET registered_user_id = $2 WHERE session_id = $1", session_id, user_id)
 
 
 async def delete_session(conn: Executor, session_id: str) -> None:

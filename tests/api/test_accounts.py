@@ -40,6 +40,35 @@ async def test_dummy_registration_flow(api: Api) -> None:
     assert me == {"user_id": "@alice:test.local", "device_id": done["device_id"], "is_guest": False}
     status, devices = await api.call("GET", "/devices", token=done["access_token"])
     assert [d["display_name"] for d in devices["devices"]] == ["Phone"]
+    # The answer was lost and the client tries again in the same session: it is logged in to the
+    # account the first try made (a new device), not told the name is taken.
+    status, again = await api.call("POST", "/register", {"username": "alice", "password": "pw",
+                                                          "auth": {"type": "m.login.dummy", "session": first["session"]}})
+    assert status == 200, again
+    assert again["user_id"] == "@alice:test.local" and again["device_id"] != done["device_id"]
+    # Without the session the name is taken.
+    status, taken = await api.call("POST", "/register", {"username": "alice", "password": "pw"})
+    assert (status, taken["errcode"]) == (400, "M_USER_IN_USE")
+
+
+async def test_abandoned_registration_sessions_are_cleaned_up(
+    start_server: StartServer, http, database_dsn: str,  # noqa: ANN001
+) -> None:
+    hs = await start_server(enable_registration=True, enable_registration_without_verification=True)
+    api = Api(http, hs)
+    status, first = await api.call("POST", "/register", {"username": "ghost", "password": "pw"})
+    assert status == 401
+    conn = await asyncpg.connect(database_dsn)
+    try:
+        # A day later (the session's lifetime), at the next hourly clean-up, a new session starts.
+        await conn.execute("UPDATE ui_auth_sessions SET created_ts = created_ts - 25 * 3600 * 1000")
+        hs.uia._next_cleanup_ms = 0
+        status, second = await api.call("POST", "/register", {"username": "ghost", "password": "pw"})
+        assert status == 401
+        left = [r["session_id"] for r in await conn.fetch("SELECT session_id FROM ui_auth_sessions")]
+    finally:
+        await conn.close()
+    assert first["session"] not in left and second["session"] in left
 
 
 async def test_registration_options(api: Api) -> None:
