@@ -50,9 +50,10 @@ async def openid_user(conn: Executor, token_hash: bytes, now_ms: int) -> str | N
 async def search_users(
     conn: Executor, searcher: str, term: str, search_all: bool, limit: int
 ) -> list[dict[str, Any]]:
-    """Local users matching `term` by user id or display name whom the searcher may find: those
-    sharing a room with them (themselves included, once in a room) or in a public room (or everyone,
-    with `search_all`); best matches first."""
+    """Local users matching `term` by user id or display name whom the searcher may find (as
+    Synapse): those in a public room (joinable by anyone, or world-readable), themselves included,
+    and the others who share a room with them (or everyone else, with `search_all`); best matches
+    first."""
     pattern = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     rows = await conn.fetch(
         """
@@ -62,18 +63,20 @@ async def search_users(
         FROM users u LEFT JOIN profiles p USING (user_id)
         WHERE NOT u.deactivated
           AND (u.user_id ILIKE $3 OR p.displayname ILIKE $3)
-          AND ($4 OR EXISTS (
+          AND (($4 AND u.user_id <> $1) OR EXISTS (
                 SELECT 1 FROM room_memberships theirs
                 JOIN room_memberships mine ON mine.room_nid = theirs.room_nid AND mine.user_id = $1
                      AND mine.membership = 'join'
-                WHERE theirs.user_id = u.user_id AND theirs.membership = 'join')
+                WHERE theirs.user_id = u.user_id AND theirs.user_id <> $1 AND theirs.membership = 'join')
              OR EXISTS (
                 SELECT 1 FROM room_memberships theirs
                 JOIN current_state cs ON cs.room_nid = theirs.room_nid
-                JOIN state_keys sk ON sk.state_key_nid = cs.state_key_nid AND sk.type = 'm.room.join_rules'
+                JOIN state_keys sk ON sk.state_key_nid = cs.state_key_nid AND sk.state_key = ''
+                     AND sk.type IN ('m.room.join_rules', 'm.room.history_visibility')
                 JOIN events e ON e.event_nid = cs.event_nid
                 WHERE theirs.user_id = u.user_id AND theirs.membership = 'join'
-                  AND e.json::jsonb -> 'content' ->> 'join_rule' = 'public'))
+                  AND (e.json::jsonb -> 'content' ->> 'join_rule' = 'public'
+                       OR e.json::jsonb -> 'content' ->> 'history_visibility' = 'world_readable')))
         ORDER BY prefix DESC, lower(coalesce(p.displayname, u.user_id)), u.user_id
         LIMIT $5
         """,

@@ -162,11 +162,23 @@ async def test_user_directory(start_server: StartServer, http) -> None:  # noqa:
     assert await search("tables") == ["@bob:test.local"]
     assert await search("carol") == ["@carol:test.local"]
     assert await search("dave") == []
-    # The searcher finds themself too, once in a room (as Synapse).
-    assert sorted(await search("o")) == ["@alice:test.local", "@bob:test.local", "@carol:test.local"]
+    # A private room shows its members to each other, not to themselves (as Synapse).
+    assert sorted(await search("o")) == ["@bob:test.local", "@carol:test.local"]
+    assert await search("bob", token=bob) == []
+    # A room anyone may join, or anyone may read, shows its members to everyone, themselves too.
+    await api.call("PUT", f"/rooms/{private['room_id']}/state/m.room.join_rules", {"join_rule": "public"},
+                   token=alice)
+    assert await search("bob", token=bob) == ["@bob:test.local"]
+    assert await search("tables", token=(await api.register("erin"))["access_token"]) == ["@bob:test.local"]
+    await api.call("PUT", f"/rooms/{private['room_id']}/state/m.room.join_rules", {"join_rule": "invite"},
+                   token=alice)
+    assert await search("bob", token=bob) == []
+    await api.call("PUT", f"/rooms/{private['room_id']}/state/m.room.history_visibility",
+                   {"history_visibility": "world_readable"}, token=alice)
+    assert await search("bob", token=bob) == ["@bob:test.local"]
     status, body = await api.call("POST", "/user_directory/search", {"search_term": 5}, token=alice)
     assert (status, body["errcode"]) == (400, "M_BAD_JSON")
-    _ = public
+    assert await search("carol", token=carol) == ["@carol:test.local"] and public["room_id"]
 
 
 async def test_user_directory_search_all(start_server: StartServer, http) -> None:  # noqa: ANN001
