@@ -187,6 +187,18 @@ async def test_profiles_aliases_and_keys_across_servers(
     assert status == 200 and found["room_id"] == created["room_id"] and a.config.server_name in found["servers"]
     status, joined = await api_b.call("POST", f"/join/{alias.replace('#', '%23')}", {}, token=bob["access_token"])
     assert status == 200 and joined["room_id"] == created["room_id"], joined
+    # Each finds the other in the user directory now they share a room, by the name the other's
+    # membership carries.
+    status, found_users = await api_b.call("POST", "/user_directory/search", {"search_term": "alice a"},
+                                           token=bob["access_token"])
+    assert status == 200 and found_users["results"] == [{"user_id": alice["user_id"], "display_name": "Alice A"}]
+    for _ in range(100):
+        _, found_users = await api_a.call("POST", "/user_directory/search", {"search_term": "bob"},
+                                          token=alice["access_token"])
+        if found_users["results"]:
+            break
+        await asyncio.sleep(0.1)
+    assert [r["user_id"] for r in found_users["results"]] == [bob["user_id"]]
     status, missing = await api_b.call("GET", f"/directory/room/%23nothing:{a.config.server_name}",
                                        token=bob["access_token"])
     assert status == 404 and missing["errcode"] == "M_NOT_FOUND"
