@@ -84,12 +84,15 @@ class EndToEnd:
     def _local(self, user_id: str) -> bool:
         return server_of(user_id) == self.config.server_name
 
-    async def mark_changed(self, conn: Any, user_id: str, device_id: str | None = None) -> None:
+    async def mark_changed(
+        self, conn: Any, user_id: str, device_id: str | None = None, self_only: bool = False,
+    ) -> None:
         """Record a change of the user's keys in the caller's transaction and, for one of our users,
         queue it for the other servers sharing a room with them: `m.device_list_update` (with the
-        `prev_id` chain) when a device changed, `m.signing_key_update` when cross-signing keys did."""
-        stream_id = await e2ee.mark_device_list_changed(conn, user_id)
-        if not self._local(user_id) or self.federation_sender is None:
+        `prev_id` chain) when a device changed, `m.signing_key_update` when cross-signing keys did.
+        A `self_only` change (a user-signing key) is for the user alone and goes nowhere else."""
+        stream_id = await e2ee.mark_device_list_changed(conn, user_id, self_only)
+        if self_only or not self._local(user_id) or self.federation_sender is None:
             return
         servers = set(await federation_store.servers_sharing_rooms(conn, user_id)) - {self.config.server_name}
         if not servers:
@@ -360,7 +363,9 @@ class EndToEnd:
         """Users whose keys changed, and (with events positions) users who newly share a room
         with the requester (changed) or no longer share one (left)."""
         sharers = await event_store.users_sharing_rooms(self.database.pool, requester.user_id)
-        changed = await e2ee.device_list_changes_since(self.database.pool, sorted(sharers), since, upto)
+        changed = await e2ee.device_list_changes_since(
+            self.database.pool, requester.user_id, sorted(sharers), since, upto
+        )
         left: set[str] = set()
         if since_events is not None and upto_events is not None:
             newly, left = await self.sharing_changes(requester.user_id, sharers, since_events, upto_events)
@@ -461,9 +466,13 @@ class EndToEnd:
         async with self.database.stream_lock("device_lists"), self.database.pool.acquire() as conn, conn.transaction():
             for key_type, key_object in uploads.items():
                 await e2ee.set_cross_signing_key(conn, user_id, key_type, key_object)
+            # Only the user sees their user-signing key: a change of it alone tells nobody else.
+            private = set(uploads) == {"user_signing"}
             if uploads:
-                await self.mark_changed(conn, user_id)
-        if uploads:
+                await self.mark_changed(conn, user_id, self_only=private)
+        if uploads and private:
+            self.notifier.notify([user_id])
+        elif uploads:
             await self.wake_sharers(user_id)
 
     async def upload_signatures(self, requester: Requester, body: dict[str, Any]) -> dict[str, Any]:

@@ -279,7 +279,7 @@ class Sync:
         if since is not None:
             sharers = await event_store.users_sharing_rooms(pool, user_id)
             changed_keys = await e2ee_store.device_list_changes_since(
-                pool, sorted(sharers), since.device_lists, now.device_lists
+                pool, user_id, sorted(sharers), since.device_lists, now.device_lists
             )
             newly, gone = await self.e2ee.sharing_changes(user_id, sharers, since.events, now.events)
             device_changes, device_left = sorted(changed_keys | newly), sorted(gone)

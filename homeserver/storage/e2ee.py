@@ -116,24 +116,34 @@ async def delete_device_e2ee(conn: Executor, user_id: str, device_ids: list[str]
 # --- device list changes ----------------------------------------------------------------------
 
 
-async def mark_device_list_changed(conn: Executor, user_id: str) -> int:
-    return await conn.fetchval("INSERT INTO device_list_changes (user_id) VALUES ($1) RETURNING stream_id", user_id)
+async def mark_device_list_changed(conn: Executor, user_id: str, self_only: bool = False) -> int:
+    return await conn.fetchval(
+        "INSERT INTO device_list_changes (user_id, self_only) VALUES ($1, $2) RETURNING stream_id", user_id, self_only
+    )
 
 
 async def last_device_list_change_of(conn: Executor, user_id: str) -> int | None:
-    return await conn.fetchval("SELECT max(stream_id) FROM device_list_changes WHERE user_id = $1", user_id)
+    """The latest change others may know of (the `stream_id` other servers follow)."""
+    return await conn.fetchval(
+        "SELECT max(stream_id) FROM device_list_changes WHERE user_id = $1 AND NOT self_only", user_id
+    )
 
 
 async def previous_device_list_change(conn: Executor, user_id: str, stream_id: int) -> int | None:
     return await conn.fetchval(
-        "SELECT max(stream_id) FROM device_list_changes WHERE user_id = $1 AND stream_id < $2", user_id, stream_id
+        "SELECT max(stream_id) FROM device_list_changes WHERE user_id = $1 AND stream_id < $2 AND NOT self_only",
+        user_id, stream_id
     )
 
 
-async def device_list_changes_since(conn: Executor, user_ids: list[str], since: int, upto: int) -> set[str]:
+async def device_list_changes_since(
+    conn: Executor, viewer: str, user_ids: list[str], since: int, upto: int
+) -> set[str]:
+    """Which of `user_ids` changed keys in (since, upto] as `viewer` may know (their own private
+    changes included)."""
     rows = await conn.fetch(
         "SELECT DISTINCT user_id FROM device_list_changes WHERE user_id = ANY($1::text[]) AND stream_id > $2 "
-        "AND stream_id <= $3", user_ids, since, upto,
+        "AND stream_id <= $3 AND (NOT self_only OR user_id = $4)", user_ids, since, upto, viewer,
     )
     return {r["user_id"] for r in rows}
 

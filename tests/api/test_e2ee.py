@@ -146,6 +146,24 @@ async def test_cross_signing(setup) -> None:  # noqa: ANN001
     _, own = await api.call("POST", "/keys/query", {"device_keys": {alice.user_id: []}}, token=alice.token)
     assert own["user_signing_keys"][alice.user_id]["keys"] == usk["keys"]
 
+    # A new user-signing key only concerns alice (nobody else can see it): her device list
+    # changes for her own syncs, not for bob's.
+    _, bob_before = await api.call("GET", "/sync", token=bob.token)
+    _, alice_before = await api.call("GET", "/sync", token=alice.token)
+    usk2_key = generate_signing_key("u2")
+    usk2_pub = encode_verify_key_base64(get_verify_key(usk2_key))
+    usk2 = sign_json({"user_id": alice.user_id, "usage": ["user_signing"], "keys": {f"ed25519:{usk2_pub}": usk2_pub}},
+                     alice.user_id, master_key)
+    status, _ = await api.call("POST", "/keys/device_signing/upload", {"user_signing_key": usk2}, token=alice.token)
+    assert status == 200
+    _, bob_after = await api.call("GET", "/sync", token=bob.token, query={"since": bob_before["next_batch"]})
+    assert alice.user_id not in bob_after["device_lists"]["changed"]
+    _, alice_after = await api.call("GET", "/sync", token=alice.token, query={"since": alice_before["next_batch"]})
+    assert alice.user_id in alice_after["device_lists"]["changed"]
+    _, changes = await api.call("GET", "/keys/changes", token=bob.token,
+                                query={"from": bob_before["next_batch"], "to": bob_after["next_batch"]})
+    assert alice.user_id not in changes["changed"]
+
     signed_device = sign_json(alice.device_keys(), alice.user_id, ssk_key)
     status, result = await api.call("POST", "/keys/signatures/upload",
                                     {alice.user_id: {alice.device_id: signed_device}}, token=alice.token)
