@@ -17,6 +17,7 @@ import asyncio
 import time
 import uuid
 from typing import Any, Awaitable, Callable
+from urllib.parse import quote
 
 import orjson
 
@@ -37,6 +38,8 @@ from homeserver.storage import events as event_store
 from homeserver.storage import federation as federation_store
 from homeserver.storage.database import Database
 
+# Device lists fetched at once for one key query (a big room's members on a cold cache).
+MAX_PARALLEL_DEVICE_LIST_FETCHES = 10
 CROSS_SIGNING_TYPES = {"master_key": "master", "self_signing_key": "self_signing", "user_signing_key": "user_signing"}
 MAX_TO_DEVICE_PER_SYNC = 100
 MAX_KEYS_PER_UPLOAD = 1000
@@ -57,6 +60,10 @@ def _ed25519_key(key_object: dict[str, Any], what: str) -> tuple[str, str]:
     if not isinstance(key_id, str) or not key_id.startswith("ed25519:") or not isinstance(public, str):
         raise bad_json(f"{what} must be an ed25519 key")
     return key_id, public
+
+
+def _optional_dict(value: Any) -> dict[str, Any] | None:
+    return value if isinstance(value, dict) else None
 
 
 def _verify(obj: dict[str, Any], user_id: str, key_id: str, public: str) -> bool:
@@ -200,7 +207,7 @@ class EndToEnd:
                 remote.setdefault(server_of(user_id), {})[user_id] = devices
         result = await self.local_keys(local, requester.user_id)
         result["failures"] = failures
-        answers = await asyncio.gather(*(self._remote_query(server, users, failures)
+        answers = await asyncio.gather(*(self._remote_keys(server, users, failures)
                                          for server, users in remote.items()))
         for answer in answers:
             for field in ("device_keys", "master_keys", "self_signing_keys"):
@@ -208,6 +215,76 @@ class EndToEnd:
                 if isinstance(found, dict):
                     result[field].update(found)
         return result
+
+    async def _remote_keys(self, server: str, users: dict[str, list[str]], failures: dict[str, Any]) -> dict[str, Any]:
+        """Keys of one server's users: from our copies of the device lists of those we share a
+        room with (fetched with `/user/devices` when missing or stale, and used as they are when
+        the server cannot be reached), asked of the server for the others."""
+        pool = self.database.pool
+        followed = await e2ee.remote_users_sharing_rooms_with_us(pool, list(users))
+        unfollowed = [u for u in users if u not in followed]
+        if unfollowed:
+            await e2ee.forget_remote_device_lists(pool, unfollowed)
+        cached = await e2ee.get_remote_device_lists(pool, sorted(followed))
+        refresh = [u for u in followed if u not in cached or cached[u]["stale"]]
+        limit = asyncio.Semaphore(MAX_PARALLEL_DEVICE_LIST_FETCHES)
+        fetched = await asyncio.gather(*(self._fetch_device_list(server, u, limit) for u in refresh))
+        for user_id, fresh in zip(refresh, fetched):
+            if fresh is not None:
+                cached[user_id] = fresh
+        answer: dict[str, Any] = {"device_keys": {}, "master_keys": {}, "self_signing_keys": {}}
+        for user_id in followed:
+            entry = cached.get(user_id)
+            if entry is None:
+                failures[server] = {"status": 503, "message": f"no device list for {user_id}"}
+                continue
+            wanted = users[user_id]
+            answer["device_keys"][user_id] = {d: k for d, k in entry["devices"].items() if not wanted or d in wanted}
+            if entry["master_key"] is not None:
+                answer["master_keys"][user_id] = entry["master_key"]
+            if entry["self_signing_key"] is not None:
+                answer["self_signing_keys"][user_id] = entry["self_signing_key"]
+        if unfollowed:
+            asked = await self._remote_query(server, {u: users[u] for u in unfollowed}, failures)
+            for field in answer:
+                answer[field].update(asked.get(field, {}))
+        return answer
+
+    async def _fetch_device_list(self, server: str, user_id: str, limit: asyncio.Semaphore) -> dict[str, Any] | None:
+        """A remote user's whole device list (`/user/devices`), kept from now on; None if the
+        server could not give it. A change announced while it was being fetched marks it stale."""
+        assert self.federation_client is not None
+        pool = self.database.pool
+        announced = await e2ee.last_device_list_change_of(pool, user_id)
+        try:
+            async with limit:
+                answer = await self.federation_client.request(
+                    "GET", server, f"/_matrix/federation/v1/user/devices/{quote(user_id, safe='')}", timeout_s=10
+                )
+        except (Unreachable, FederationError, asyncio.TimeoutError):
+            return None
+        if not isinstance(answer, dict) or answer.get("user_id") != user_id \
+                or not isinstance(answer.get("devices"), list):
+            return None
+        devices: dict[str, Any] = {}
+        for device in answer["devices"]:
+            keys = device.get("keys") if isinstance(device, dict) else None
+            if not isinstance(keys, dict) or keys.get("user_id") != user_id \
+                    or not isinstance(device.get("device_id"), str):
+                continue
+            keys = dict(keys)
+            if isinstance(device.get("device_display_name"), str):
+                keys["unsigned"] = {"device_display_name": device["device_display_name"]}
+            devices[device["device_id"]] = keys
+        stream_id = answer.get("stream_id") if isinstance(answer.get("stream_id"), int) else 0
+        master = answer.get("master_key") if isinstance(answer.get("master_key"), dict) else None
+        ssk = answer.get("self_signing_key") if isinstance(answer.get("self_signing_key"), dict) else None
+        async with self.database.stream_lock("device_lists"), pool.acquire() as conn, conn.transaction():
+            await e2ee.put_remote_device_list(conn, user_id, stream_id, devices, master, ssk)
+            if await e2ee.last_device_list_change_of(conn, user_id) != announced:
+                await e2ee.mark_remote_device_list_stale(conn, user_id)
+        return {"stream_id": stream_id, "devices": devices, "master_key": master, "self_signing_key": ssk,
+                "stale": False}
 
     async def _remote_query(self, server: str, users: dict[str, list[str]], failures: dict[str, Any]) -> dict[str, Any]:
         assert self.federation_client is not None
@@ -320,12 +397,44 @@ class EndToEnd:
             result["self_signing_key"] = keys["self_signing_keys"][user_id]
         return result
 
-    async def remote_keys_changed(self, user_id: str) -> None:
-        """Another server told us one of its users' keys changed: our users sharing a room with
-        them see it in `device_lists.changed` and query again."""
+    async def remote_keys_changed(self, user_id: str, edu_type: str, content: dict[str, Any]) -> None:
+        """Another server told us one of its users' keys changed: our copy of their device list
+        follows when the update comes in order (its `prev_id` is the change we have), else it is
+        marked stale and fetched again at the next query; our users sharing a room with them see
+        the change in `device_lists.changed` and query again."""
         async with self.database.stream_lock("device_lists"), self.database.pool.acquire() as conn, conn.transaction():
+            cached = (await e2ee.get_remote_device_lists(conn, [user_id])).get(user_id)
+            if cached is not None and not cached["stale"]:
+                if edu_type == "m.signing_key_update":
+                    await e2ee.update_remote_signing_keys(
+                        conn, user_id, _optional_dict(content.get("master_key")),
+                        _optional_dict(content.get("self_signing_key")),
+                    )
+                else:
+                    await self._follow_device_update(conn, user_id, cached["stream_id"], content)
             await e2ee.mark_device_list_changed(conn, user_id)
         await self.wake_sharers(user_id)
+
+    @staticmethod
+    async def _follow_device_update(conn: Any, user_id: str, known: int, content: dict[str, Any]) -> None:
+        stream_id, prev, device_id = content.get("stream_id"), content.get("prev_id"), content.get("device_id")
+        if not isinstance(stream_id, int) or not isinstance(device_id, str) or not isinstance(prev, list):
+            await e2ee.mark_remote_device_list_stale(conn, user_id)
+            return
+        if stream_id <= known:
+            return  # already seen
+        keys = content.get("keys")
+        if known not in prev or (not content.get("deleted") and not (
+                isinstance(keys, dict) and keys.get("user_id") == user_id and keys.get("device_id") == device_id)):
+            await e2ee.mark_remote_device_list_stale(conn, user_id)
+            return
+        if content.get("deleted"):
+            await e2ee.update_remote_device(conn, user_id, stream_id, device_id, None)
+            return
+        keys = dict(keys)
+        if isinstance(content.get("device_display_name"), str):
+            keys["unsigned"] = {"device_display_name": content["device_display_name"]}
+        await e2ee.update_remote_device(conn, user_id, stream_id, device_id, keys)
 
     async def receive_to_device(self, origin: str, content: Any) -> None:
         """`m.direct_to_device` from another server, delivered once (by message id) to our users."""

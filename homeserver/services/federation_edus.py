@@ -54,8 +54,8 @@ class FederationEdus:
             "m.typing": self.on_typing,
             "m.receipt": self.on_receipt,
             "m.presence": self.on_presence,
-            "m.device_list_update": self.on_keys_changed,
-            "m.signing_key_update": self.on_keys_changed,
+            "m.device_list_update": self.on_device_list_update,
+            "m.signing_key_update": self.on_signing_key_update,
             "m.direct_to_device": self.e2ee.receive_to_device,
         })
         self.typing.observer = self.typing_changed
@@ -153,7 +153,13 @@ class FederationEdus:
             ago = entry.get("last_active_ago") if isinstance(entry.get("last_active_ago"), int) else 0
             await self.presence.set_remote(user_id, state, status_msg, ago)
 
-    async def on_keys_changed(self, origin: str, content: Any) -> None:
+    async def on_device_list_update(self, origin: str, content: Any) -> None:
+        await self._keys_changed(origin, "m.device_list_update", content)
+
+    async def on_signing_key_update(self, origin: str, content: Any) -> None:
+        await self._keys_changed(origin, "m.signing_key_update", content)
+
+    async def _keys_changed(self, origin: str, edu_type: str, content: Any) -> None:
         user_id = content.get("user_id") if isinstance(content, dict) else None
         if isinstance(user_id, str) and server_of(user_id) == origin:
-            await self.e2ee.remote_keys_changed(user_id)
+            await self.e2ee.remote_keys_changed(user_id, edu_type, content)

@@ -322,3 +322,86 @@ async def delete_room_keys(conn: Executor, user_id: str, version: int, room_id: 
 
 async def count_room_keys(conn: Executor, user_id: str, version: int) -> int:
     return await conn.fetchval("SELECT count(*) FROM room_keys WHERE user_id = $1 AND version = $2", user_id, version)
+
+
+# --- other servers' device lists ---------------------------------------------------------------
+
+
+async def remote_users_sharing_rooms_with_us(conn: Executor, user_ids: list[str]) -> set[str]:
+    """Which of these (other servers') users share a room with one of our users: their servers
+    send us their device-list changes."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT theirs.user_id FROM room_memberships theirs "
+        "JOIN room_memberships ours ON ours.room_nid = theirs.room_nid AND ours.membership = 'join' "
+        "JOIN users u ON u.user_id = ours.user_id "
+        "WHERE theirs.user_id = ANY($1::text[]) AND theirs.membership = 'join'",
+        user_ids,
+    )
+    return {r["user_id"] for r in rows}
+
+
+async def get_remote_device_lists(conn: Executor, user_ids: list[str]) -> dict[str, dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT user_id, stream_id, devices::text AS devices, master_key::text AS master_key, "
+        "self_signing_key::text AS self_signing_key, stale FROM remote_device_lists WHERE user_id = ANY($1::text[])",
+        user_ids,
+    )
+    return {
+        r["user_id"]: {
+            "stream_id": r["stream_id"], "devices": _loads(r["devices"]), "stale": r["stale"],
+            "master_key": _loads(r["master_key"]) if r["master_key"] else None,
+            "self_signing_key": _loads(r["self_signing_key"]) if r["self_signing_key"] else None,
+        }
+        for r in rows
+    }
+
+
+async def put_remote_device_list(
+    conn: Executor, user_id: str, stream_id: int, devices: dict[str, Any], master_key: dict[str, Any] | None,
+    self_signing_key: dict[str, Any] | None,
+) -> None:
+    await conn.execute(
+        "INSERT INTO remote_device_lists (user_id, stream_id, devices, master_key, self_signing_key) "
+        "VALUES ($1, $2, $3::jsonb, $4::jsonb, $5::jsonb) ON CONFLICT (user_id) DO UPDATE SET "
+        "stream_id = EXCLUDED.stream_id, devices = EXCLUDED.devices, master_key = EXCLUDED.master_key, "
+        "self_signing_key = EXCLUDED.self_signing_key, stale = false",
+        user_id, stream_id, json.dumps(devices), json.dumps(master_key) if master_key is not None else None,
+        json.dumps(self_signing_key) if self_signing_key is not None else None,
+    )
+
+
+async def update_remote_device(
+    conn: Executor, user_id: str, stream_id: int, device_id: str, keys: dict[str, Any] | None
+) -> None:
+    """One device of a cached list changed (`keys`) or went (None)."""
+    if keys is None:
+        await conn.execute(
+            "UPDATE remote_device_lists SET devices = devices - $2::text, stream_id = $3 WHERE user_id = $1",
+            user_id, device_id, stream_id,
+        )
+    else:
+        await conn.execute(
+            "UPDATE remote_device_lists SET devices = jsonb_set(devices, ARRAY[$2::text], $4::jsonb), stream_id = $3 "
+            "WHERE user_id = $1",
+            user_id, device_id, stream_id, json.dumps(keys),
+        )
+
+
+async def update_remote_signing_keys(
+    conn: Executor, user_id: str, master_key: dict[str, Any] | None, self_signing_key: dict[str, Any] | None
+) -> None:
+    await conn.execute(
+        "UPDATE remote_device_lists SET master_key = COALESCE($2::jsonb, master_key), "
+        "self_signing_key = COALESCE($3::jsonb, self_signing_key) WHERE user_id = $1",
+        user_id, json.dumps(master_key) if master_key is not None else None,
+        json.dumps(self_signing_key) if self_signing_key is not None else None,
+    )
+
+
+async def mark_remote_device_list_stale(conn: Executor, user_id: str) -> None:
+    await conn.execute("UPDATE remote_device_lists SET stale = true WHERE user_id = $1", user_id)
+
+
+async def forget_remote_device_lists(conn: Executor, user_ids: list[str]) -> None:
+    """Lists no longer kept up to date (no room is shared any more)."""
+    await conn.execute("DELETE FROM remote_device_lists WHERE user_id = ANY($1::text[])", user_ids)

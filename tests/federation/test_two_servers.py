@@ -277,3 +277,52 @@ async def test_backfill_when_paginating_past_the_join(
                                     query={"dir": "b", "limit": "100", "from": token})
     types = [e["type"] for e in page["chunk"]]
     assert status == 200 and ("m.room.create" in types or not page["chunk"]), page
+
+
+async def test_remote_device_lists_are_kept_while_a_room_is_shared(
+    start_federating: StartFederating, https: aiohttp.ClientSession
+) -> None:
+    a, b, api_a, api_b, alice, bob = await _pair(start_federating, https)
+    carol = await api_b.register("carol")
+    status, created = await api_a.call("POST", "/createRoom", {"preset": "public_chat"}, token=alice["access_token"])
+    status, _ = await api_b.call("POST", f"/join/{created['room_id']}", {}, token=bob["access_token"],
+                                 query={"server_name": a.config.server_name})
+    assert status == 200
+
+    def device(user: dict[str, Any], device_id: str) -> dict[str, Any]:
+        return {"user_id": user["user_id"], "device_id": device_id, "algorithms": ["m.megolm.v1.aes-sha2"],
+                "keys": {f"ed25519:{device_id}": f"key-of-{device_id}"}}
+
+    for user in (bob, carol):
+        await api_b.call("POST", "/keys/upload", {"device_keys": device(user, user["device_id"])},
+                         token=user["access_token"])
+
+    async def bobs_devices() -> tuple[set[str], dict[str, Any]]:
+        status, found = await api_a.call("POST", "/keys/query", {"device_keys": {bob["user_id"]: []}},
+                                         token=alice["access_token"])
+        assert status == 200, found
+        return set(found["device_keys"].get(bob["user_id"], {})), found["failures"]
+
+    assert await bobs_devices() == ({bob["device_id"]}, {})
+    # A new device of bob's reaches alice's server as a device-list update, which its copy follows.
+    _, phone = await api_b.login("bob")
+    await api_b.call("POST", "/keys/upload", {"device_keys": device(bob, phone["device_id"])},
+                     token=phone["access_token"])
+    for _ in range(100):
+        if (await bobs_devices())[0] == {bob["device_id"], phone["device_id"]}:
+            break
+        await asyncio.sleep(0.1)
+    assert await bobs_devices() == ({bob["device_id"], phone["device_id"]}, {})
+    # An update that does not follow the change alice's server has (a gap): its copy is not
+    # patched but fetched again, so the ghost device it names never shows.
+    await a.e2ee.remote_keys_changed(bob["user_id"], "m.device_list_update", {
+        "user_id": bob["user_id"], "device_id": "GHOST", "stream_id": 10**9, "prev_id": [10**9 - 1],
+        "deleted": False, "keys": device(bob, "GHOST")})
+    assert await bobs_devices() == ({bob["device_id"], phone["device_id"]}, {})
+    # Bob's server goes down: alice still has his keys (a room is shared, so the copy is current);
+    # carol, who shares no room with her, cannot be asked about.
+    await b.stop()
+    assert await bobs_devices() == ({bob["device_id"], phone["device_id"]}, {})
+    status, found = await api_a.call("POST", "/keys/query", {"device_keys": {carol["user_id"]: []}},
+                                     token=alice["access_token"])
+    assert status == 200 and b.config.server_name in found["failures"], found
