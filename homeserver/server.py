@@ -204,6 +204,7 @@ class HomeServer:
             await runner.cleanup()
         self._runners.clear()
         await self.federation_sender.stop()
+        await self.e2ee.stop()
         await self.federation_client.stop()
         await self.push_gateway.stop()
         await self.url_previews.stop()

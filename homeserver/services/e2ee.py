@@ -87,6 +87,13 @@ class EndToEnd:
         self.federation_sender: FederationSender | None = None
         """Set by the server: keys of other servers' users, and our changes sent to them."""
         self._federation_pending: set[str] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def stop(self) -> None:
+        """Cancel the device-list fetches still running."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _local(self, user_id: str) -> bool:
         return server_of(user_id) == self.config.server_name
@@ -269,8 +276,8 @@ class EndToEnd:
         devices: dict[str, Any] = {}
         for device in answer["devices"]:
             keys = device.get("keys") if isinstance(device, dict) else None
-            if not isinstance(keys, dict) or keys.get("user_id") != user_id \
-                    or not isinstance(device.get("device_id"), str):
+            # Kept as the server gave them (as Synapse): clients check each device's keys themselves.
+            if not isinstance(keys, dict) or not isinstance(device.get("device_id"), str):
                 continue
             keys = dict(keys)
             if isinstance(device.get("device_display_name"), str):
@@ -280,9 +287,17 @@ class EndToEnd:
         master = answer.get("master_key") if isinstance(answer.get("master_key"), dict) else None
         ssk = answer.get("self_signing_key") if isinstance(answer.get("self_signing_key"), dict) else None
         async with self.database.stream_lock("device_lists"), pool.acquire() as conn, conn.transaction():
+            before = (await e2ee.get_remote_device_lists(conn, [user_id])).get(user_id)
             await e2ee.put_remote_device_list(conn, user_id, stream_id, devices, master, ssk)
             if await e2ee.last_device_list_change_of(conn, user_id) != announced:
                 await e2ee.mark_remote_device_list_stale(conn, user_id)
+            # What our users were told of may differ from what the server has now: they hear of it.
+            news = before is None or (before["devices"], before["master_key"], before["self_signing_key"]) \
+                != (devices, master, ssk)
+            if news:
+                await e2ee.mark_device_list_changed(conn, user_id)
+        if news:
+            await self.wake_sharers(user_id)
         return {"stream_id": stream_id, "devices": devices, "master_key": master, "self_signing_key": ssk,
                 "stale": False}
 
@@ -404,6 +419,7 @@ class EndToEnd:
         the change in `device_lists.changed` and query again."""
         async with self.database.stream_lock("device_lists"), self.database.pool.acquire() as conn, conn.transaction():
             cached = (await e2ee.get_remote_device_lists(conn, [user_id])).get(user_id)
+            followed = cached is not None and not cached["stale"]
             if cached is not None and not cached["stale"]:
                 if edu_type == "m.signing_key_update":
                     await e2ee.update_remote_signing_keys(
@@ -411,30 +427,37 @@ class EndToEnd:
                         _optional_dict(content.get("self_signing_key")),
                     )
                 else:
-                    await self._follow_device_update(conn, user_id, cached["stream_id"], content)
+                    followed = await self._follow_device_update(conn, user_id, cached["stream_id"], content)
             await e2ee.mark_device_list_changed(conn, user_id)
+            resync = not followed and user_id in await e2ee.remote_users_sharing_rooms_with_us(conn, [user_id])
+        if resync:
+            # A list we lack, or one with a gap, is fetched now (as Synapse), not at the next query.
+            task = asyncio.get_running_loop().create_task(
+                self._fetch_device_list(server_of(user_id), user_id, asyncio.Semaphore(1))
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         await self.wake_sharers(user_id)
 
     @staticmethod
-    async def _follow_device_update(conn: Any, user_id: str, known: int, content: dict[str, Any]) -> None:
+    async def _follow_device_update(conn: Any, user_id: str, known: int, content: dict[str, Any]) -> bool:
+        """Patch our copy with an update that follows it; False (copy now stale) when it does not."""
         stream_id, prev, device_id = content.get("stream_id"), content.get("prev_id"), content.get("device_id")
-        if not isinstance(stream_id, int) or not isinstance(device_id, str) or not isinstance(prev, list):
-            await e2ee.mark_remote_device_list_stale(conn, user_id)
-            return
-        if stream_id <= known:
-            return  # already seen
+        if isinstance(stream_id, int) and stream_id <= known:
+            return True  # already seen
         keys = content.get("keys")
-        if known not in prev or (not content.get("deleted") and not (
-                isinstance(keys, dict) and keys.get("user_id") == user_id and keys.get("device_id") == device_id)):
+        if not isinstance(stream_id, int) or not isinstance(device_id, str) or not isinstance(prev, list) \
+                or known not in prev or (not content.get("deleted") and not isinstance(keys, dict)):
             await e2ee.mark_remote_device_list_stale(conn, user_id)
-            return
+            return False
         if content.get("deleted"):
             await e2ee.update_remote_device(conn, user_id, stream_id, device_id, None)
-            return
+            return True
         keys = dict(keys)
         if isinstance(content.get("device_display_name"), str):
             keys["unsigned"] = {"device_display_name": content["device_display_name"]}
         await e2ee.update_remote_device(conn, user_id, stream_id, device_id, keys)
+        return True
 
     async def receive_to_device(self, origin: str, content: Any) -> None:
         """`m.direct_to_device` from another server, delivered once (by message id) to our users."""
