@@ -145,6 +145,8 @@ class HomeServer:
         users = set(await event_store.members_of(self.database.pool, persisted.room.room_nid, ("join",)))
         if persisted.event.type == "m.room.member" and persisted.event.state_key:
             users.add(persisted.event.state_key)
+            if persisted.event.membership in ("leave", "ban"):
+                await self.e2ee.room_left(persisted.room.room_nid)
         self.notifier.notify(users)
 
     async def _before_visible(self, persisted: Persisted) -> None:

@@ -439,6 +439,11 @@ class EndToEnd:
             task.add_done_callback(self._tasks.discard)
         await self.wake_sharers(user_id)
 
+    async def room_left(self, room_nid: int) -> None:
+        """Someone left a room: copies of device lists no room keeps current any more are dropped
+        (a later query fetches them again)."""
+        await e2ee.forget_unshared_device_lists(self.database.pool, room_nid)
+
     @staticmethod
     async def _follow_device_update(conn: Any, user_id: str, known: int, content: dict[str, Any]) -> bool:
         """Patch our copy with an update that follows it; False (copy now stale) when it does not."""

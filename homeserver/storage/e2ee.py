@@ -405,3 +405,15 @@ async def mark_remote_device_list_stale(conn: Executor, user_id: str) -> None:
 async def forget_remote_device_lists(conn: Executor, user_ids: list[str]) -> None:
     """Lists no longer kept up to date (no room is shared any more)."""
     await conn.execute("DELETE FROM remote_device_lists WHERE user_id = ANY($1::text[])", user_ids)
+
+
+async def forget_unshared_device_lists(conn: Executor, room_nid: int) -> None:
+    """After someone left the room: drop the copies of its (other servers') members who no longer
+    share any room with our users, whose servers stop sending us their changes."""
+    await conn.execute(
+        "DELETE FROM remote_device_lists r WHERE r.user_id IN (SELECT user_id FROM room_memberships "
+        "WHERE room_nid = $1) AND NOT EXISTS (SELECT 1 FROM room_memberships theirs "
+        "JOIN room_memberships ours ON ours.room_nid = theirs.room_nid AND ours.membership = 'join' "
+        "JOIN users u ON u.user_id = ours.user_id WHERE theirs.user_id = r.user_id AND theirs.membership = 'join')",
+        room_nid,
+    )

@@ -319,6 +319,14 @@ async def test_remote_device_lists_are_kept_while_a_room_is_shared(
         "user_id": bob["user_id"], "device_id": "GHOST", "stream_id": 10**9, "prev_id": [10**9 - 1],
         "deleted": False, "keys": device(bob, "GHOST")})
     assert await bobs_devices() == ({bob["device_id"], phone["device_id"]}, {})
+    # Alice's server leaves the room (its last member there leaves) and joins again: the copy, no
+    # longer kept current meanwhile, is dropped and fetched anew.
+    await api_a.call("POST", f"/rooms/{created['room_id']}/leave", {}, token=alice["access_token"])
+    assert await a.database.pool.fetchval(
+        "SELECT count(*) FROM remote_device_lists WHERE user_id = $1", bob["user_id"]) == 0
+    await api_a.call("POST", f"/join/{created['room_id']}", {}, token=alice["access_token"],
+                     query={"server_name": b.config.server_name})
+    assert await bobs_devices() == ({bob["device_id"], phone["device_id"]}, {})
     # Bob's server goes down: alice still has his keys (a room is shared, so the copy is current);
     # carol, who shares no room with her, cannot be asked about.
     await b.stop()
