@@ -512,13 +512,15 @@ class EndToEnd:
     async def sharing_changes(
         self, user_id: str, sharers: set[str], since_events: int, upto_events: int
     ) -> tuple[set[str], set[str]]:
-        """(users who came to share a room with `user_id`, users who no longer share any) between
-        two events positions: both must look at their device lists anew."""
+        """(users who came to share a room with `user_id`, or were invited to or knock on one of
+        theirs (clients encrypt for them too, as Synapse counts them), users who no longer share
+        any) between two events positions: both must look at their device lists anew."""
         if since_events >= upto_events:  # no event, so no membership changed
             return set(), set()
         moved = await event_store.membership_changes_around(self.database.pool, user_id, since_events, upto_events)
         moved.discard(user_id)
-        return moved & sharers, moved - sharers
+        pending = await event_store.users_pending_in_rooms_of(self.database.pool, user_id) if moved else set()
+        return moved & (sharers | pending), moved - sharers - pending
 
     async def device_changed(self, user_id: str, device_id: str) -> None:
         """A new login or a renamed device: users sharing a room look at the device list again."""

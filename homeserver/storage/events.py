@@ -401,6 +401,16 @@ async def membership_changes_around(conn: Executor, user_id: str, since: int, up
     return {r["user_id"] for r in rows}
 
 
+async def users_pending_in_rooms_of(conn: Executor, user_id: str) -> set[str]:
+    """Users invited to, or knocking on, a room `user_id` is joined to."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT other.user_id FROM room_memberships mine JOIN room_memberships other USING (room_nid) "
+        "WHERE mine.user_id = $1 AND mine.membership = 'join' AND other.membership IN ('invite', 'knock')",
+        user_id,
+    )
+    return {r["user_id"] for r in rows}
+
+
 async def users_sharing_rooms(conn: Executor, user_id: str) -> set[str]:
     """Everyone joined to a room `user_id` is joined to (themself included)."""
     rows = await conn.fetch(

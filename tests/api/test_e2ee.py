@@ -320,3 +320,9 @@ async def test_new_and_former_room_sharers_in_device_lists(setup) -> None:  # no
     await api.call("POST", f"/rooms/{room}/leave", {}, token=carol_token)
     _, gone = await api.call("GET", "/sync", token=alice.token, query={"since": joined["next_batch"]})
     assert carol_id in gone["device_lists"]["left"] and carol_id not in gone["device_lists"]["changed"]
+    # An invited user is someone to encrypt for (as Synapse counts them): changed, never "left".
+    dave = await api.register("dave")
+    await api.call("POST", f"/rooms/{room}/invite", {"user_id": dave["user_id"]}, token=alice.token)
+    _, invited = await api.call("GET", "/sync", token=alice.token, query={"since": gone["next_batch"]})
+    assert dave["user_id"] in invited["device_lists"]["changed"]
+    assert dave["user_id"] not in invited["device_lists"]["left"]
