@@ -114,6 +114,12 @@ class EndToEnd:
         if device_id is not None:
             prev = await e2ee.previous_device_list_change(conn, user_id, stream_id)
             keys = (await e2ee.get_device_keys(conn, [user_id])).get(user_id, {}).get(device_id)
+            if keys is not None:
+                # The device's keys as a query gives them: with the signatures uploaded for it since.
+                for signature in await e2ee.signatures_for(conn, [user_id]):
+                    if signature["target_user"] == user_id and signature["target_key_id"] == device_id:
+                        keys.setdefault("signatures", {}).setdefault(signature["signer_user"], {})[
+                            signature["signer_key_id"]] = signature["signature"]
             exists = await device_store.get_device(conn, user_id, device_id) is not None
             content: dict[str, Any] = {"user_id": user_id, "device_id": device_id, "stream_id": stream_id,
                                        "prev_id": [prev] if prev is not None else [], "deleted": not exists}

@@ -313,6 +313,27 @@ async def test_remote_device_lists_are_kept_while_a_room_is_shared(
             break
         await asyncio.sleep(0.1)
     assert await bobs_devices() == ({bob["device_id"], phone["device_id"]}, {})
+    # Bob cross-signs the phone: the signature reaches alice's copy with the device's next update.
+    from homeserver.core.signing import sign_json
+    from tests.api.test_e2ee import cross_signing_keys
+
+    master, ssk, _usk, _master_key, ssk_key, _usk_key = cross_signing_keys(bob["user_id"])
+    await api_b.call("POST", "/keys/device_signing/upload", {"master_key": master, "self_signing_key": ssk},
+                     token=bob["access_token"])
+    signed = sign_json(device(bob, phone["device_id"]), bob["user_id"], ssk_key)
+    status, uploaded = await api_b.call("POST", "/keys/signatures/upload",
+                                        {bob["user_id"]: {phone["device_id"]: signed}}, token=bob["access_token"])
+    assert (status, uploaded["failures"]) == (200, {})
+    signer = f"ed25519:{ssk_key.version}"
+    for _ in range(100):
+        _, found = await api_a.call("POST", "/keys/query", {"device_keys": {bob["user_id"]: [phone["device_id"]]}},
+                                    token=alice["access_token"])
+        phone_keys = found["device_keys"][bob["user_id"]][phone["device_id"]]
+        if signer in phone_keys.get("signatures", {}).get(bob["user_id"], {}):
+            break
+        await asyncio.sleep(0.1)
+    assert signer in phone_keys["signatures"][bob["user_id"]], phone_keys
+    assert found["self_signing_keys"][bob["user_id"]]["keys"] == ssk["keys"]
     # An update that does not follow the change alice's server has (a gap): its copy is not
     # patched but fetched again, so the ghost device it names never shows.
     await a.e2ee.remote_keys_changed(bob["user_id"], "m.device_list_update", {
