@@ -420,13 +420,13 @@ class EndToEnd:
 
     async def remote_keys_changed(self, user_id: str, edu_type: str, content: dict[str, Any]) -> None:
         """Another server told us one of its users' keys changed: our copy of their device list
-        follows when the update comes in order (its `prev_id` is the change we have), else it is
-        marked stale and fetched again at the next query; our users sharing a room with them see
-        the change in `device_lists.changed` and query again."""
+        follows when the update comes in order (its `prev_id` is the change we have); otherwise,
+        or when we have no copy, the list is fetched anew if a room is shared with them. Our users
+        sharing a room with them see the change in `device_lists.changed` and query again."""
         async with self.database.stream_lock("device_lists"), self.database.pool.acquire() as conn, conn.transaction():
             cached = (await e2ee.get_remote_device_lists(conn, [user_id])).get(user_id)
             followed = cached is not None and not cached["stale"]
-            if cached is not None and not cached["stale"]:
+            if cached is not None and followed:
                 if edu_type == "m.signing_key_update":
                     await e2ee.update_remote_signing_keys(
                         conn, user_id, _optional_dict(content.get("master_key")),
