@@ -214,7 +214,7 @@ class FederationMembership:
             await self.events.check_acl(room, origin)
         signed = Event(sign_json(event.pdu, self.server_name, self.server_keys.signing_key), version,
                        event_id=event.event_id)
-        if room is not None and await event_store.forward_extremities(self.database.pool, room.room_nid):
+        if room is not None and await self.in_room(room):
             return {"event": signed.pdu}  # we are in the room: the invite arrives with the room's events
         invite_state = await self._client_stripped_state(room_id, version, body.get("invite_room_state"))
         invite_state.append(stripped(signed))
@@ -415,5 +415,12 @@ class FederationMembership:
         return await self.events.backfill_from_servers(room, limit)
 
     async def in_room(self, room: Room) -> bool:
-        return bool(await event_store.forward_extremities(self.database.pool, room.room_nid))
+        """Whether this server takes part in the room: one of our users is joined, so other servers
+        keep our copy current. A copy kept after our last user left is stale (an invite since
+        then, say, never reached it): joins, knocks and leaves then go through the servers still
+        in the room. A room nobody is joined to any more has only our copy to go by."""
+        servers = await federation_store.servers_in_room(self.database.pool, room.room_nid)
+        if self.server_name in servers:
+            return True
+        return not servers and bool(await event_store.forward_extremities(self.database.pool, room.room_nid))
 

@@ -355,3 +355,31 @@ async def test_remote_device_lists_are_kept_while_a_room_is_shared(
     status, found = await api_a.call("POST", "/keys/query", {"device_keys": {carol["user_id"]: []}},
                                      token=alice["access_token"])
     assert status == 200 and b.config.server_name in found["failures"], found
+
+
+async def test_rejoin_after_leaving(start_federating: StartFederating, https: aiohttp.ClientSession) -> None:
+    """A server whose last user left keeps a stale copy of the room: a new invite still reaches its
+    user, and their join goes through the servers still in the room."""
+    a, b, api_a, api_b, alice, bob = await _pair(start_federating, https)
+    _, created = await api_a.call("POST", "/createRoom", {"preset": "private_chat"}, token=alice["access_token"])
+    room = created["room_id"]
+    for attempt in range(2):
+        status, body = await api_a.call("POST", f"/rooms/{room}/invite", {"user_id": bob["user_id"]},
+                                        token=alice["access_token"])
+        assert status == 200, body
+        await sync_until(api_b, bob["access_token"], lambda s: room in s["rooms"]["invite"])
+        status, body = await api_b.call("POST", f"/join/{room}", {}, token=bob["access_token"])
+        assert status == 200, (attempt, body)
+        status, sent = await api_a.call("PUT", f"/rooms/{room}/send/m.room.message/m{attempt}",
+                                        {"msgtype": "m.text", "body": f"welcome back {attempt}"},
+                                        token=alice["access_token"])
+        seen = await wait_for_event(api_b, bob["access_token"], room, lambda e: e["event_id"] == sent["event_id"])
+        assert seen["content"]["body"] == f"welcome back {attempt}"
+        status, sent = await api_b.call("PUT", f"/rooms/{room}/send/m.room.message/r{attempt}",
+                                        {"msgtype": "m.text", "body": f"thanks {attempt}"}, token=bob["access_token"])
+        assert status == 200, sent
+        await wait_for_event(api_a, alice["access_token"], room, lambda e: e["event_id"] == sent["event_id"])
+        status, _ = await api_b.call("POST", f"/rooms/{room}/leave", {}, token=bob["access_token"])
+        assert status == 200
+        await wait_for_event(api_a, alice["access_token"], room,
+                             lambda e: e.get("state_key") == bob["user_id"] and e["content"]["membership"] == "leave")
