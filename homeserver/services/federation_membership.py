@@ -163,11 +163,25 @@ class FederationMembership:
             raise forbidden(str(exc)) from None
         if outcome is not None:
             raise forbidden(f"The {membership} event was rejected: {outcome}")
+        await self._pass_on(room, event, origin)
         if membership == "leave":
             return {}
         if membership == "knock":
             return {"knock_room_state": await self.stripped_state_pdus(room)}
         return await self._join_answer(room, event, omit_members)
+
+    async def _pass_on(self, room: Room, event: Event, origin: str) -> None:
+        """A membership sent through us is ours to tell the room's other servers of (as Synapse):
+        the server that sent it talks only to us."""
+        row = await event_store.event_by_id(self.database.pool, event.event_id)
+        if row is None or row["stream_ordering"] is None:
+            return
+        async with self.database.pool.acquire() as conn:
+            destinations = await federation_store.enqueue_pdu_for_others(
+                conn, row["event_nid"], room.room_nid, [origin, self.server_name]
+            )
+        if destinations:
+            self.pipeline.on_queued(tuple(destinations))
 
     async def _join_answer(self, room: Room, event: Event, omit_members: bool) -> dict[str, Any]:
         """The state before the join and its auth chain (without other members when asked)."""

@@ -76,6 +76,18 @@ async def enqueue_pdu(conn: Executor, event_nid: int, room_nid: int, extra: str 
     return [r["destination"] for r in rows]
 
 
+async def enqueue_pdu_for_others(conn: Executor, event_nid: int, room_nid: int, excluded: list[str]) -> list[str]:
+    """Queue another server's event (a membership it sent through us) for every other server with
+    a joined member in the room; the destinations."""
+    rows = await conn.fetch(
+        "INSERT INTO federation_pdu_queue (destination, event_nid) "
+        "SELECT DISTINCT server, $1::bigint FROM room_memberships WHERE room_nid = $2 AND membership = 'join' "
+        "AND NOT (server = ANY($3::text[])) ON CONFLICT DO NOTHING RETURNING destination",
+        event_nid, room_nid, excluded,
+    )
+    return [r["destination"] for r in rows]
+
+
 async def enqueue_edus(conn: Executor, rows: list[tuple[str, str, str]]) -> None:
     """(destination, edu type, content JSON) rows."""
     await conn.executemany(

@@ -383,3 +383,25 @@ async def test_rejoin_after_leaving(start_federating: StartFederating, https: ai
         assert status == 200
         await wait_for_event(api_a, alice["access_token"], room,
                              lambda e: e.get("state_key") == bob["user_id"] and e["content"]["membership"] == "leave")
+
+
+async def test_a_join_through_one_server_reaches_the_others(
+    start_federating: StartFederating, https: aiohttp.ClientSession
+) -> None:
+    a, b, api_a, api_b, alice, bob = await _pair(start_federating, https)
+    c = await start_federating()
+    api_c = Api(https, c)
+    carol = await api_c.register("carol")
+    _, created = await api_a.call("POST", "/createRoom", {"preset": "public_chat"}, token=alice["access_token"])
+    room = created["room_id"]
+    status, body = await api_c.call("POST", f"/join/{room}", {}, token=carol["access_token"],
+                                    query={"server_name": a.config.server_name})
+    assert status == 200, body
+    status, body = await api_b.call("POST", f"/join/{room}", {}, token=bob["access_token"],
+                                    query={"server_name": a.config.server_name})
+    assert status == 200, body
+    # Bob's server sent its join to alice's only; hers passes it on, so carol's hears of it now,
+    # not when some later event happens to point at it.
+    seen = await wait_for_event(api_c, carol["access_token"], room,
+                                lambda e: e.get("state_key") == bob["user_id"] and e["type"] == "m.room.member")
+    assert seen["content"]["membership"] == "join"
