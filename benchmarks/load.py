@@ -116,14 +116,26 @@ class Ours(Server):
         self.pgdata = self.workdir / "data" / "postgres"
 
 
-class Synapse(Server):
-    def start(self) -> None:
+class OwnPostgres(Server):
+    """A server whose PostgreSQL the benchmark starts (ours starts its embedded one itself)."""
+
+    def start_postgres(self) -> Any:
         import pgserver
 
         self.pgdata = self.workdir / "postgres"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self._pg = pgserver.get_server(self.pgdata, cleanup_mode="stop")
+        return self._pg
+
+    def stop(self) -> None:
+        super().stop()
+        self._pg.cleanup()
+
+
+class Synapse(OwnPostgres):
+    def start(self) -> None:
+        self.start_postgres()
         self._pg.psql("CREATE DATABASE synapse TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C';")
         config_path = self.workdir / "hs.yaml"
         subprocess.run(
@@ -154,10 +166,6 @@ class Synapse(Server):
         self.proc = subprocess.Popen([sys.executable, "-m", "synapse.app.homeserver", "--config-path",
                                       str(config_path)], stdout=log, stderr=log, cwd=self.workdir)
 
-    def stop(self) -> None:
-        super().stop()
-        self._pg.cleanup()
-
 
 # The floor under the idle-memory figure: the stack the server is built on (aiohttp on uvloop
 # with an asyncpg pool) answering one route, with none of the homeserver's code.
@@ -183,20 +191,10 @@ uvloop.run(main())
 """
 
 
-class BareStack(Server):
+class BareStack(OwnPostgres):
     def start(self) -> None:
-        import pgserver
-
-        self.pgdata = self.workdir / "postgres"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self._pg = pgserver.get_server(self.pgdata, cleanup_mode="stop")
-        self.proc = subprocess.Popen([sys.executable, "-c", BARE_STACK_SERVER, self._pg.get_uri(), str(self.port)],
-                                     cwd=self.workdir)
-
-    def stop(self) -> None:
-        super().stop()
-        self._pg.cleanup()
+        uri = self.start_postgres().get_uri()
+        self.proc = subprocess.Popen([sys.executable, "-c", BARE_STACK_SERVER, uri, str(self.port)], cwd=self.workdir)
 
 
 async def bare_stack_idle_mb() -> float:
