@@ -31,7 +31,8 @@ import aiohttp
 import psutil
 import yaml
 
-from benchmarks.load import GENEROUS, free_port, postmaster_pid
+from benchmarks.load import GENEROUS, postmaster_pid
+from benchmarks.load import Server as ProcessServer
 
 AS_TOKEN = "bench_as_token"
 
@@ -76,38 +77,14 @@ class Peak:
         self._thread.join()
 
 
-class Server:
+class Server(ProcessServer):
+    """A federating server on loopback over TLS, named by its address."""
+
     def __init__(self, workdir: Path, cert: Path, key: Path) -> None:
-        self.workdir = workdir
-        self.port = free_port()
+        super().__init__(workdir.name, workdir)
         self.server_name = f"127.0.0.1:{self.port}"
         self.base = f"https://127.0.0.1:{self.port}"
         self.cert, self.key = cert, key
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.pgdata: Path | None = None
-
-    async def wait_ready(self, http: aiohttp.ClientSession, seconds: float = 180) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: see {self.workdir}")
-            try:
-                async with http.get(self.base + "/_matrix/client/versions") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.3)
-        raise RuntimeError("server did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
 
 
 class Ours(Server):
@@ -266,7 +243,7 @@ async def run(members: int, messages: int, order: str) -> dict[str, dict[str, fl
                 second.start()
                 servers.append(second)
                 for server in servers:
-                    await server.wait_ready(http)
+                    await server.wait_ready()
                 print("filling the room on the host Synapse", flush=True)
                 room_id = await fill_room(http, host, members, messages)
                 joiners: list[tuple[str, Server]] = [("homeserver", ours), ("synapse", second)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from homeserver.errors import forbidden, invalid_param, missing_param
-from homeserver.http.auth import client_paths, require_user
+from homeserver.http.auth import add_client_route, require_user
 from homeserver.http.json import json_body, json_response
 from homeserver.http.keys import HOMESERVER
 
@@ -46,12 +46,9 @@ async def get_filter(request: web.Request) -> web.Response:
     return json_response(await request.app[HOMESERVER].sync.get_filter(requester, request.match_info["filter_id"]))
 
 
-for _full in client_paths("/sync"):
-    routes.get(_full)(sync)
-for _full in client_paths("/user/{user_id}/filter"):
-    routes.post(_full)(create_filter)
-for _full in client_paths("/user/{user_id}/filter/{filter_id}"):
-    routes.get(_full)(get_filter)
+add_client_route(routes, "GET", "/sync", sync)
+add_client_route(routes, "POST", "/user/{user_id}/filter", create_filter)
+add_client_route(routes, "GET", "/user/{user_id}/filter/{filter_id}", get_filter)
 
 
 async def set_presence(request: web.Request) -> web.Response:
@@ -71,9 +68,8 @@ async def get_presence(request: web.Request) -> web.Response:
     return json_response(await request.app[HOMESERVER].presence.get(requester.user_id, request.match_info["user_id"]))
 
 
-for _full in client_paths("/presence/{user_id}/status"):
-    routes.put(_full)(set_presence)
-    routes.get(_full)(get_presence)
+add_client_route(routes, "PUT", "/presence/{user_id}/status", set_presence)
+add_client_route(routes, "GET", "/presence/{user_id}/status", get_presence)
 
 
 def _optional_int(request: web.Request, name: str) -> int | None:
@@ -107,9 +103,6 @@ async def room_initial_sync(request: web.Request) -> web.Response:
         requester, request.match_info["room_id"], _optional_int(request, "limit")))
 
 
-for _full in client_paths("/events"):
-    routes.get(_full)(events)
-for _full in client_paths("/initialSync"):
-    routes.get(_full)(initial_sync)
-for _full in client_paths("/rooms/{room_id}/initialSync"):
-    routes.get(_full)(room_initial_sync)
+add_client_route(routes, "GET", "/events", events)
+add_client_route(routes, "GET", "/initialSync", initial_sync)
+add_client_route(routes, "GET", "/rooms/{room_id}/initialSync", room_initial_sync)

@@ -13,7 +13,7 @@ from tests.api.helpers import Api
 from tests.api.test_e2ee import Device
 from tests.federation.conftest import StartFederating, TlsFiles, free_port
 from tests.federation.synapse_peer import SYNAPSE_AVAILABLE, SynapsePeer
-from tests.federation.test_two_servers import sync_until, wait_for_event
+from tests.federation.test_two_servers import say, sync_until, wait_for_event
 
 pytestmark = pytest.mark.skipif(not SYNAPSE_AVAILABLE, reason="matrix-synapse is not installed")
 _names = itertools.count()
@@ -44,16 +44,8 @@ async def test_synapse_user_joins_our_room(
     status, joined = await remote.call("POST", f"/join/{room_id}", {}, token=bob,
                                        query={"server_name": ours.config.server_name})
     assert status == 200, (joined, synapse.log()[-3000:])
-    status, sent = await remote.call("PUT", f"/rooms/{room_id}/send/m.room.message/1",
-                                     {"msgtype": "m.text", "body": "hi from synapse"}, token=bob)
-    assert status == 200, sent
-    seen = await wait_for_event(api, alice, room_id, lambda e: e["event_id"] == sent["event_id"])
-    assert seen["content"]["body"] == "hi from synapse"
-    status, sent = await api.call("PUT", f"/rooms/{room_id}/send/m.room.message/1",
-                                  {"msgtype": "m.text", "body": "hi from us"}, token=alice)
-    assert status == 200, sent
-    seen = await wait_for_event(remote, bob, room_id, lambda e: e["event_id"] == sent["event_id"])
-    assert seen["content"]["body"] == "hi from us"
+    await say(remote, bob, api, alice, room_id, "hi from synapse")
+    await say(api, alice, remote, bob, room_id, "hi from us")
 
 
 async def test_our_user_joins_synapse_room(
@@ -72,16 +64,8 @@ async def test_our_user_joins_synapse_room(
     assert status == 200, joined
     status, state = await api.call("GET", f"/rooms/{room_id}/state/m.room.name/", token=alice)
     assert status == 200 and state == {"name": "Theirs"}
-    status, sent = await api.call("PUT", f"/rooms/{room_id}/send/m.room.message/1",
-                                  {"msgtype": "m.text", "body": "hi from us"}, token=alice)
-    assert status == 200, sent
-    seen = await wait_for_event(remote, bob, room_id, lambda e: e["event_id"] == sent["event_id"])
-    assert seen["content"]["body"] == "hi from us"
-    status, sent = await remote.call("PUT", f"/rooms/{room_id}/send/m.room.message/1",
-                                     {"msgtype": "m.text", "body": "hi from synapse"}, token=bob)
-    assert status == 200, sent
-    seen = await wait_for_event(api, alice, room_id, lambda e: e["event_id"] == sent["event_id"])
-    assert seen["content"]["body"] == "hi from synapse"
+    await say(api, alice, remote, bob, room_id, "hi from us")
+    await say(remote, bob, api, alice, room_id, "hi from synapse")
 
 
 async def _room_with_both(

@@ -14,18 +14,24 @@ from tests.federation.conftest import StartFederating
 
 async def wait_for_event(api: Api, token: str, room_id: str, predicate: Any, timeout: float = 20) -> dict[str, Any]:
     """Sync until an event of the room's timeline matches."""
-    since = None
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        query = {"timeout": "1000"} | ({"since": since} if since else {})
-        status, body = await api.call("GET", "/sync", token=token, query=query)
-        assert status == 200, body
-        since = body["next_batch"]
+    found: list[dict[str, Any]] = []
+
+    def matches(body: dict[str, Any]) -> bool:
         room = body.get("rooms", {}).get("join", {}).get(room_id, {})
-        for event in room.get("timeline", {}).get("events", []):
-            if predicate(event):
-                return event
-    raise AssertionError(f"no matching event in {room_id}")
+        found.extend(e for e in room.get("timeline", {}).get("events", []) if predicate(e))
+        return bool(found)
+
+    await sync_until(api, token, matches, timeout)
+    return found[0]
+
+
+async def say(sender: Api, sender_token: str, hearer: Api, hearer_token: str, room_id: str, body: str) -> None:
+    """Send a text message and wait until the other side's sync has it, with that body."""
+    status, sent = await sender.call("POST", f"/rooms/{room_id}/send/m.room.message",
+                                     {"msgtype": "m.text", "body": body}, token=sender_token)
+    assert status == 200, sent
+    seen = await wait_for_event(hearer, hearer_token, room_id, lambda e: e["event_id"] == sent["event_id"])
+    assert seen["content"]["body"] == body
 
 
 async def test_join_and_talk_both_ways(start_federating: StartFederating, https: aiohttp.ClientSession) -> None:
@@ -42,11 +48,7 @@ async def test_join_and_talk_both_ways(start_federating: StartFederating, https:
     status, name = await api_b.call("GET", f"/rooms/{room_id}/state/m.room.name/", token=bob)
     assert status == 200 and name == {"name": "Fed"}
 
-    status, sent = await api_b.call("PUT", f"/rooms/{room_id}/send/m.room.message/1",
-                                    {"msgtype": "m.text", "body": "hello from b"}, token=bob)
-    assert status == 200, sent
-    seen = await wait_for_event(api_a, alice, room_id, lambda e: e["event_id"] == sent["event_id"])
-    assert seen["content"]["body"] == "hello from b"
+    await say(api_b, bob, api_a, alice, room_id, "hello from b")
 
     status, sent = await api_a.call("PUT", f"/rooms/{room_id}/send/m.room.message/1",
                                     {"msgtype": "m.text", "body": "hello from a"}, token=alice)
